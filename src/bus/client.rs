@@ -1,0 +1,211 @@
+//! A requester that behaves like Kazoo's `kz_amqp_worker`: a private reply
+//! queue bound to `targeted` under its own name, a fresh `Msg-ID` per request,
+//! replies matched by `Msg-ID` only. Used by the CLI clients, tests and benches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::Connection;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::{BusError, BusPublisher, Topology, connect, declare};
+use crate::kapi::message::TARGETED;
+use crate::kapi::{Identity, Outgoing, PublishOutcome, new_msg_id};
+
+type Waiters = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Value>>>>;
+
+pub struct BusClient {
+    conn: Connection,
+    publisher: BusPublisher,
+    reply_queue: String,
+    waiters: Waiters,
+    identity: Identity,
+    stray: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// How long to collect replies, and when to stop early.
+#[derive(Debug, Clone, Copy)]
+pub struct Collect {
+    pub timeout: Duration,
+    /// Stop after this many replies (`None`: wait for the whole timeout).
+    pub max_replies: Option<usize>,
+}
+
+impl Collect {
+    pub fn first(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            max_replies: Some(1),
+        }
+    }
+    pub fn all(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            max_replies: None,
+        }
+    }
+}
+
+impl BusClient {
+    /// Connects, declares Kazoo's exchanges, and opens a private reply queue
+    /// named like a Kazoo one (`<app>@<host>-<id>`).
+    pub async fn connect(url: &str, app_name: &str) -> Result<Self, BusError> {
+        let conn = connect(url, app_name).await?;
+        let ch = conn.create_channel().await?;
+        let mut exchanges = Topology::for_instance("client");
+        exchanges.queues.clear();
+        declare(&ch, &exchanges).await?;
+        let reply_queue = format!(
+            "{app_name}@client-<0.{}.0>-{}",
+            std::process::id(),
+            &new_msg_id()[..8]
+        );
+        ch.queue_declare(
+            reply_queue.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+        ch.queue_bind(
+            reply_queue.as_str().into(),
+            TARGETED.into(),
+            reply_queue.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        let mut consumer = ch
+            .basic_consume(
+                reply_queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let waiters: Waiters = Arc::default();
+        let stray = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (w, s) = (waiters.clone(), stray.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(d)) = consumer.next().await {
+                let Ok(v) = serde_json::from_slice::<Value>(&d.data) else {
+                    s.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                };
+                let id = v
+                    .get("Msg-ID")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let tx = w.lock().expect("waiters").get(&id).cloned();
+                match tx {
+                    Some(tx) => {
+                        let _ = tx.send(v);
+                    }
+                    None => {
+                        s.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        let publisher = BusPublisher::open(&conn).await?;
+        Ok(Self {
+            conn,
+            publisher,
+            reply_queue,
+            waiters,
+            identity: Identity {
+                app_name: app_name.to_owned(),
+                app_version: "4.0.0".into(),
+                node: format!("{app_name}@client"),
+            },
+            stray,
+        })
+    }
+
+    /// The `Server-ID` replies come back to.
+    pub fn reply_queue(&self) -> &str {
+        &self.reply_queue
+    }
+
+    /// Replies that matched no outstanding request (late or unknown `Msg-ID`).
+    pub fn stray_replies(&self) -> u64 {
+        self.stray.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn publisher(&self) -> &BusPublisher {
+        &self.publisher
+    }
+
+    pub async fn publish(&self, msg: &Outgoing) -> Result<PublishOutcome, BusError> {
+        Ok(self.publisher.send(msg).await?)
+    }
+
+    /// Sends `body` (given its `Event-Category`/`Event-Name`; `Msg-ID` and
+    /// `Server-ID` are filled in unless present) and collects matching replies.
+    pub async fn request(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        category: &str,
+        name: &str,
+        mut body: Map<String, Value>,
+        collect: Collect,
+    ) -> Result<Vec<Value>, BusError> {
+        let msg_id = body
+            .get("Msg-ID")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(new_msg_id);
+        let server_id = body
+            .get("Server-ID")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.reply_queue.clone());
+        let extra = body.clone();
+        self.identity.stamp(&mut body, category, name, &msg_id);
+        // Caller-supplied envelope keys (a test's own App-Name, say) win.
+        for (k, v) in extra {
+            body.insert(k, v);
+        }
+        body.insert("Server-ID".into(), Value::String(server_id));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.waiters
+            .lock()
+            .expect("waiters")
+            .insert(msg_id.clone(), tx);
+        let sent = self
+            .publisher
+            .send(&Outgoing::json(exchange, routing_key, &body))
+            .await;
+        let mut replies = Vec::new();
+        if sent.is_ok() {
+            let deadline = tokio::time::Instant::now() + collect.timeout;
+            while collect.max_replies.is_none_or(|m| replies.len() < m) {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(v)) => replies.push(v),
+                    _ => break,
+                }
+            }
+        }
+        self.waiters.lock().expect("waiters").remove(&msg_id);
+        sent?;
+        Ok(replies)
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}

@@ -1,0 +1,120 @@
+//! The transport: lapin connections, topology declaration, publishing with
+//! confirms, and consumers that hand plain [`Incoming`] messages to handlers.
+//! Nothing outside this module touches lapin.
+
+pub mod client;
+mod consume;
+mod publisher;
+pub mod topology;
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+pub use client::{BusClient, Collect};
+pub use consume::{Handler, HandlerFuture, ServeEnd, serve};
+pub use publisher::BusPublisher;
+pub use topology::Topology;
+
+use crate::kapi::Incoming;
+
+#[derive(Debug, Error)]
+pub enum BusError {
+    #[error("AMQP: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("topology: {0}")]
+    Topology(String),
+}
+
+/// Opens one connection. No lapin auto-recovery: the worker supervises whole
+/// sessions itself, so a lost queue or a broker restart is handled the same way.
+pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, BusError> {
+    let props = ConnectionProperties::default().with_connection_name(connection_name.into());
+    Ok(Connection::connect(url, props).await?)
+}
+
+fn amqp_value(v: &Value) -> AMQPValue {
+    match v {
+        Value::Bool(b) => AMQPValue::Boolean(*b),
+        Value::Number(n) if n.is_i64() => AMQPValue::LongLongInt(n.as_i64().unwrap_or_default()),
+        Value::Number(n) => AMQPValue::Double(n.as_f64().unwrap_or_default()),
+        Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
+        other => AMQPValue::LongString(LongString::from(other.to_string())),
+    }
+}
+
+pub(crate) fn field_table(map: &Map<String, Value>) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in map {
+        t.insert(ShortString::from(k.as_str()), amqp_value(v));
+    }
+    t
+}
+
+fn exchange_kind(kind: &str) -> Result<ExchangeKind, BusError> {
+    Ok(match kind {
+        "topic" => ExchangeKind::Topic,
+        "direct" => ExchangeKind::Direct,
+        "fanout" => ExchangeKind::Fanout,
+        "headers" => ExchangeKind::Headers,
+        other => return Err(BusError::Topology(format!("unknown exchange type {other}"))),
+    })
+}
+
+/// Declares every exchange, queue and binding of `topology`, idempotently.
+pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusError> {
+    for e in &topology.exchanges {
+        let opts = ExchangeDeclareOptions {
+            durable: e.durable,
+            auto_delete: e.auto_delete,
+            internal: e.internal,
+            ..Default::default()
+        };
+        channel
+            .exchange_declare(
+                e.name.as_str().into(),
+                exchange_kind(&e.kind)?,
+                opts,
+                field_table(&e.arguments),
+            )
+            .await?;
+    }
+    for q in &topology.queues {
+        declare_queue(channel, q).await?;
+    }
+    Ok(())
+}
+
+pub async fn declare_queue(channel: &Channel, q: &topology::QueueDef) -> Result<(), BusError> {
+    let opts = QueueDeclareOptions {
+        durable: q.durable,
+        exclusive: q.exclusive,
+        auto_delete: q.auto_delete,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(q.name.as_str().into(), opts, field_table(&q.arguments))
+        .await?;
+    for b in &q.bindings {
+        channel
+            .queue_bind(
+                q.name.as_str().into(),
+                b.exchange.as_str().into(),
+                b.routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn incoming(d: &mut lapin::message::Delivery) -> Incoming {
+    Incoming {
+        routing_key: d.routing_key.to_string(),
+        body: std::mem::take(&mut d.data),
+        redelivered: d.redelivered,
+    }
+}

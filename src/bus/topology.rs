@@ -1,0 +1,166 @@
+//! The AMQP topology as data (`amqp-bindings/*.json`), compiled into the binary.
+//! The worker declares exactly this; `kazoo-channels topology` prints it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// Every file of `amqp-bindings/`, in declaration order (exchanges first).
+const FILES: &[(&str, &str)] = &[
+    (
+        "exchanges.json",
+        include_str!("../../amqp-bindings/exchanges.json"),
+    ),
+    (
+        "events.json",
+        include_str!("../../amqp-bindings/events.json"),
+    ),
+];
+
+/// Stands for the instance id in per-instance queue names.
+pub const INSTANCE_PLACEHOLDER: &str = "{instance}";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExchangeDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BindingDef {
+    pub exchange: String,
+    pub routing_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueueDef {
+    pub name: String,
+    /// Which consumer reads it (`events`, `queries`, `commands`, …).
+    pub role: String,
+    pub durable: bool,
+    #[serde(default)]
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
+    #[serde(default)]
+    pub bindings: Vec<BindingDef>,
+}
+
+#[derive(Debug, Deserialize)]
+struct File {
+    #[serde(default)]
+    exchanges: Vec<ExchangeDef>,
+    #[serde(default)]
+    queues: Vec<QueueDef>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    pub exchanges: Vec<ExchangeDef>,
+    pub queues: Vec<QueueDef>,
+}
+
+impl Topology {
+    /// The built-in topology with `{instance}` filled in.
+    pub fn for_instance(instance: &str) -> Self {
+        let mut t = Topology {
+            exchanges: Vec::new(),
+            queues: Vec::new(),
+        };
+        for (name, text) in FILES {
+            let f: File = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("amqp-bindings/{name}.json is invalid: {e}"));
+            t.exchanges.extend(f.exchanges);
+            t.queues.extend(f.queues.into_iter().map(|mut q| {
+                q.name = q.name.replace(INSTANCE_PLACEHOLDER, instance);
+                q
+            }));
+        }
+        // Exchanges before queues is all that matters; files come sorted by name.
+        t
+    }
+
+    pub fn queue(&self, role: &str) -> Option<&QueueDef> {
+        self.queues.iter().find(|q| q.role == role)
+    }
+
+    /// RabbitMQ's `definitions.json` format (importable with `rabbitmqctl
+    /// import_definitions` or the management UI).
+    pub fn to_definitions(&self, vhost: &str) -> Value {
+        json!({
+            "vhosts": [{ "name": vhost }],
+            "exchanges": self.exchanges.iter().map(|e| json!({
+                "name": e.name, "vhost": vhost, "type": e.kind, "durable": e.durable,
+                "auto_delete": e.auto_delete, "internal": e.internal, "arguments": e.arguments,
+            })).collect::<Vec<_>>(),
+            "queues": self.queues.iter().map(|q| json!({
+                "name": q.name, "vhost": vhost, "durable": q.durable,
+                "auto_delete": q.auto_delete, "arguments": q.arguments,
+            })).collect::<Vec<_>>(),
+            "bindings": self.queues.iter().flat_map(|q| q.bindings.iter().map(move |b| json!({
+                "source": b.exchange, "vhost": vhost, "destination": q.name,
+                "destination_type": "queue", "routing_key": b.routing_key, "arguments": {},
+            }))).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kazoo_exchanges_have_kazoo_flags() {
+        let t = Topology::for_instance("i1");
+        for name in ["callevt", "targeted", "callctl", "metaflow"] {
+            let e = t.exchanges.iter().find(|e| e.name == name).unwrap();
+            assert!(!e.durable && !e.auto_delete && !e.internal && e.arguments.is_empty());
+        }
+        assert_eq!(
+            t.exchanges
+                .iter()
+                .find(|e| e.name == "callevt")
+                .unwrap()
+                .kind,
+            "topic"
+        );
+        assert_eq!(
+            t.exchanges
+                .iter()
+                .find(|e| e.name == "targeted")
+                .unwrap()
+                .kind,
+            "direct"
+        );
+    }
+
+    #[test]
+    fn event_queue_is_per_instance_and_expires() {
+        let t = Topology::for_instance("i1");
+        let q = t.queue("events").unwrap();
+        assert_eq!(q.name, "kazoo-channels.i1.events");
+        assert!(!q.exclusive && !q.durable);
+        assert!(q.arguments.contains_key("x-expires"));
+        assert!(
+            q.bindings
+                .iter()
+                .any(|b| b.routing_key == "call.CHANNEL_DESTROY.*")
+        );
+    }
+
+    #[test]
+    fn definitions_list_every_binding() {
+        let t = Topology::for_instance("i1");
+        let d = t.to_definitions("/");
+        let n: usize = t.queues.iter().map(|q| q.bindings.len()).sum();
+        assert_eq!(d["bindings"].as_array().unwrap().len(), n);
+        assert_eq!(d["exchanges"].as_array().unwrap().len(), t.exchanges.len());
+    }
+}

@@ -1,0 +1,122 @@
+//! The command line: run the worker, inspect configuration and topology,
+//! simulate calls.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::bus::Topology;
+use crate::config::Settings;
+use crate::simulate::{self, SimulateArgs};
+use crate::{logging, worker};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kazoo-channels",
+    version,
+    about = "Kazoo channel registry, queries and commands over AMQP"
+)]
+pub struct Cli {
+    /// A TOML configuration file (layered over the defaults, under the environment).
+    #[arg(long, global = true, env = "KAZOO_CHANNELS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the worker (the default).
+    Run,
+    /// Print the effective configuration (password redacted) and validate it.
+    CheckConfig,
+    /// Print the AMQP topology as a RabbitMQ definitions.json.
+    Topology {
+        #[arg(long, default_value = "/")]
+        vhost: String,
+        /// The instance id to put in per-instance queue names.
+        #[arg(long, default_value = "INSTANCE")]
+        instance: String,
+    },
+    /// Publish simulated Kazoo call events to the broker.
+    Simulate(SimulateArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kazoo-channels: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => {
+            print!("{}", settings.to_redacted_toml());
+            ExitCode::SUCCESS
+        }
+        Command::Topology { vhost, instance } => {
+            let defs = Topology::for_instance(&instance).to_definitions(&vhost);
+            println!("{}", serde_json::to_string_pretty(&defs).expect("json"));
+            ExitCode::SUCCESS
+        }
+        Command::Run => runtime().block_on(run(settings)),
+        Command::Simulate(mut args) => {
+            logging::init(&settings.log);
+            args.progress = std::io::stderr().is_terminal();
+            match runtime().block_on(simulate::run(&settings.amqp.url, &args)) {
+                Ok(r) => {
+                    println!(
+                        "simulated {} calls ({} channels), {} events published, {} calls hung up{}",
+                        r.calls,
+                        r.calls * 2,
+                        r.events,
+                        r.destroyed_calls,
+                        if args.leave_up {
+                            " (--leave-up: channels left up)"
+                        } else {
+                            ""
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("kazoo-channels simulate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+async fn run(settings: Settings) -> ExitCode {
+    logging::init(&settings.log);
+    let handle = worker::spawn(settings);
+    let stop = handle.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; finishing in-flight requests");
+        stop.cancel();
+    });
+    handle.join().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,91 @@
+//! Messages as the handlers see them: transport-neutral, so the handlers never
+//! see lapin and can be tested with a fake publisher.
+
+use std::future::Future;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::envelope::ReplyAddress;
+
+pub const TARGETED: &str = "targeted";
+
+/// A delivery from one of our queues.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub redelivered: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub exchange: String,
+    pub routing_key: String,
+    /// AMQP header-table entries (long strings), e.g. `Deliver-To-PID`.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Ask the broker to return the message if nothing is bound for it.
+    pub mandatory: bool,
+}
+
+impl Outgoing {
+    pub fn new(exchange: &str, routing_key: impl Into<String>, body: Vec<u8>) -> Self {
+        Self {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.into(),
+            headers: Vec::new(),
+            body,
+            mandatory: false,
+        }
+    }
+
+    pub fn json(exchange: &str, routing_key: impl Into<String>, body: &impl Serialize) -> Self {
+        Self::new(
+            exchange,
+            routing_key,
+            serde_json::to_vec(body).expect("our messages serialize"),
+        )
+    }
+
+    /// A reply to a request's `Server-ID` on `targeted` (WIRE.md §2.3, §2.5).
+    pub fn reply(to: &ReplyAddress, body: Vec<u8>) -> Self {
+        let mut m = Self::new(TARGETED, to.routing_key.clone(), body);
+        if let Some(pid) = &to.deliver_to_pid {
+            m.headers.push(("Deliver-To-PID".into(), pid.clone()));
+        }
+        m
+    }
+
+    pub fn reply_json(to: &ReplyAddress, body: &Map<String, Value>) -> Self {
+        Self::reply(to, serde_json::to_vec(body).expect("maps serialize"))
+    }
+
+    pub fn mandatory(mut self) -> Self {
+        self.mandatory = true;
+        self
+    }
+}
+
+/// What the broker said about a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Confirmed and routed.
+    Confirmed,
+    /// A `mandatory` message nothing was bound for (basic.return).
+    Returned,
+    /// The broker refused it (basic.nack).
+    Nacked,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("publish failed: {0}")]
+pub struct PublishError(pub String);
+
+/// The capability to publish with confirms, as the handlers see it.
+pub trait Publish: Send + Sync {
+    fn publish(
+        &self,
+        msg: Outgoing,
+    ) -> impl Future<Output = Result<PublishOutcome, PublishError>> + Send;
+}

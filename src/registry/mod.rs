@@ -1,0 +1,321 @@
+//! The live channel registry. Pure Rust, no AMQP: the bus feeds it decoded
+//! events and the handlers read it.
+//!
+//! Events are idempotent and order tolerant (DESIGN.md, behaviour rules):
+//! a duplicate CREATE changes nothing; a DESTROY leaves a tombstone so a late
+//! CREATE for the same call cannot raise a ghost; an update for a call not yet
+//! created is held for a short reorder window and applied when its CREATE comes.
+
+pub mod channel;
+mod index;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+pub use channel::{Channel, Text};
+use index::{IndexKeys, Indexes};
+
+use crate::kapi::event::{CallEvent, EventKind};
+use crate::kapi::time::gregorian_now_secs;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryConfig {
+    /// How long an update for an unknown call waits for its CREATE.
+    pub reorder_window: Duration,
+    /// How long a destroyed call id stays dead, refusing late events.
+    pub tombstone_ttl: Duration,
+    /// How many early updates are held per unknown call.
+    pub max_pending_per_call: usize,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            reorder_window: Duration::from_secs(5),
+            tombstone_ttl: Duration::from_secs(120),
+            max_pending_per_call: 16,
+        }
+    }
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Inserted,
+    Updated,
+    Removed,
+    /// Held until the call's CREATE arrives (or the reorder window closes).
+    Held,
+    /// Nothing to do: a duplicate, an event for a destroyed call, or an event
+    /// the registry does not track.
+    Ignored(&'static str),
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    channels: HashMap<Text, Channel>,
+    idx: Indexes,
+    tombstones: HashMap<Text, Instant>,
+    tombstone_order: VecDeque<(Instant, Text)>,
+    pending: HashMap<Text, (Instant, Vec<CallEvent>)>,
+    cfg: RegistryConfig,
+}
+
+impl Registry {
+    pub fn new(cfg: RegistryConfig) -> Self {
+        Self {
+            cfg,
+            ..Self::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.channels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+
+    pub fn get(&self, call_id: &str) -> Option<&Channel> {
+        self.channels.get(call_id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.values()
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        set: Option<&'a std::collections::HashSet<Text>>,
+    ) -> impl Iterator<Item = &'a Channel> {
+        set.into_iter()
+            .flatten()
+            .filter_map(|id| self.channels.get(id))
+    }
+
+    pub fn by_account(&self, account_id: &str) -> impl Iterator<Item = &Channel> {
+        self.lookup(self.idx.account.get(account_id))
+    }
+
+    pub fn by_owner(&self, owner_id: &str) -> impl Iterator<Item = &Channel> {
+        self.lookup(self.idx.owner.get(owner_id))
+    }
+
+    pub fn by_authorizing_id(&self, authorizing_id: &str) -> impl Iterator<Item = &Channel> {
+        self.lookup(self.idx.authorizing.get(authorizing_id))
+    }
+
+    pub fn by_realm(&self, realm: &str) -> impl Iterator<Item = &Channel> {
+        self.lookup(self.idx.realm.get(realm))
+    }
+
+    pub fn by_user(&self, realm: &str, username: &str) -> impl Iterator<Item = &Channel> {
+        self.lookup(
+            self.idx
+                .user
+                .get(&(Text::from(realm), Text::from(username))),
+        )
+    }
+
+    /// Applies one decoded call event. `now` is the monotonic time of receipt.
+    pub fn apply(&mut self, ev: CallEvent, now: Instant) -> Applied {
+        let id = ev.call_id();
+        if self.tombstones.contains_key(id) {
+            return match ev.kind {
+                EventKind::Destroy | EventKind::Disconnected => {
+                    Applied::Ignored("duplicate destroy")
+                }
+                _ => Applied::Ignored("call already destroyed"),
+            };
+        }
+        match ev.kind {
+            EventKind::Create | EventKind::Connected => self.create(ev),
+            EventKind::Destroy | EventKind::Disconnected => self.destroy(&ev, now),
+            EventKind::Answer
+            | EventKind::Bridge
+            | EventKind::Unbridge
+            | EventKind::Hold
+            | EventKind::Unhold => {
+                if self.channels.contains_key(id) {
+                    self.update(&ev);
+                    Applied::Updated
+                } else {
+                    self.hold_back(ev, now)
+                }
+            }
+            EventKind::Other(_) => Applied::Ignored("not a lifecycle event"),
+        }
+    }
+
+    fn create(&mut self, ev: CallEvent) -> Applied {
+        if self.channels.contains_key(ev.call_id()) {
+            // A second ecallmgr's copy; keep the first but take any newer values.
+            self.update(&ev);
+            return Applied::Ignored("duplicate create");
+        }
+        let ch = Channel::from_event(&ev, gregorian_now_secs());
+        self.idx.insert(&IndexKeys::of(&ch), &ch.uuid);
+        let id = ch.uuid.clone();
+        // An originated B-leg names its A-leg at CREATE; ecallmgr records that on
+        // the B-leg only, and shows the A-leg bridged once BRIDGE says so.
+        self.channels.insert(id.clone(), ch);
+        if let Some((_, mut held)) = self.pending.remove(&id) {
+            held.sort_by_key(|e| e.event_micros().unwrap_or(0));
+            for e in held {
+                self.update(&e);
+            }
+        }
+        Applied::Inserted
+    }
+
+    fn destroy(&mut self, ev: &CallEvent, now: Instant) -> Applied {
+        let id: Text = Text::from(ev.call_id());
+        self.pending.remove(&id);
+        self.tombstones.insert(id.clone(), now);
+        self.tombstone_order.push_back((now, id.clone()));
+        match self.channels.remove(&id) {
+            Some(ch) => {
+                self.idx.remove(&IndexKeys::of(&ch), &ch.uuid);
+                if let Some(peer) = &ch.other_leg {
+                    self.unlink_peer(peer, &id, ev.event_micros().unwrap_or(u64::MAX));
+                }
+                Applied::Removed
+            }
+            None => Applied::Ignored("destroy of unknown call"),
+        }
+    }
+
+    fn hold_back(&mut self, ev: CallEvent, now: Instant) -> Applied {
+        let max = self.cfg.max_pending_per_call;
+        let entry = self
+            .pending
+            .entry(Text::from(ev.call_id()))
+            .or_insert_with(|| (now, Vec::new()));
+        if entry.1.len() >= max {
+            return Applied::Ignored("too many early events for one call");
+        }
+        entry.1.push(ev);
+        Applied::Held
+    }
+
+    fn update(&mut self, ev: &CallEvent) {
+        let Some(ch) = self.channels.get_mut(ev.call_id()) else {
+            return;
+        };
+        let before = IndexKeys::of(ch);
+        ch.refresh_vars(ev);
+        let seq = ev.event_micros();
+        // Without an event time, an event counts as the newest.
+        let newer = |last: u64| seq.unwrap_or(u64::MAX) >= last;
+        let mut link = None;
+        let mut unlink = None;
+        match ev.kind {
+            EventKind::Answer => ch.answered = true,
+            EventKind::Bridge => {
+                if let Some(peer) = ev.peer()
+                    && newer(ch.seq.bridge)
+                {
+                    ch.seq.bridge = seq.unwrap_or(ch.seq.bridge);
+                    ch.other_leg = Some(Text::from(peer));
+                    link = Some(Text::from(peer));
+                }
+            }
+            EventKind::Unbridge if newer(ch.seq.bridge) => {
+                ch.seq.bridge = seq.unwrap_or(ch.seq.bridge);
+                unlink = ch.other_leg.take();
+            }
+            EventKind::Hold | EventKind::Unhold if newer(ch.seq.hold) => {
+                ch.seq.hold = seq.unwrap_or(ch.seq.hold);
+                ch.is_onhold = ev.kind == EventKind::Hold;
+            }
+            _ => {}
+        }
+        let after = IndexKeys::of(ch);
+        if before != after {
+            let id = ch.uuid.clone();
+            self.idx.remove(&before, &id);
+            self.idx.insert(&after, &id);
+        }
+        let id = Text::from(ev.call_id());
+        if let Some(peer) = link {
+            self.link_peer(&peer, &id, seq.unwrap_or(0));
+        }
+        if let Some(peer) = unlink {
+            self.unlink_peer(&peer, &id, seq.unwrap_or(u64::MAX));
+        }
+    }
+
+    /// A bridge is reported on one leg; ecallmgr shows it on both.
+    fn link_peer(&mut self, peer: &str, id: &Text, seq: u64) {
+        if let Some(p) = self.channels.get_mut(peer)
+            && seq >= p.seq.bridge
+        {
+            p.seq.bridge = seq;
+            p.other_leg = Some(id.clone());
+        }
+    }
+
+    fn unlink_peer(&mut self, peer: &str, id: &Text, seq: u64) {
+        if let Some(p) = self.channels.get_mut(peer)
+            && p.other_leg.as_deref() == Some(&**id)
+            && seq >= p.seq.bridge
+        {
+            p.seq.bridge = seq;
+            p.other_leg = None;
+        }
+    }
+
+    /// Merges a channel learned from elsewhere (a peer's snapshot, ecallmgr):
+    /// known channels and destroyed calls are left as they are.
+    pub fn merge(&mut self, ch: Channel) -> bool {
+        if self.channels.contains_key(&ch.uuid) || self.tombstones.contains_key(&ch.uuid) {
+            return false;
+        }
+        self.idx.insert(&IndexKeys::of(&ch), &ch.uuid);
+        self.channels.insert(ch.uuid.clone(), ch);
+        true
+    }
+
+    /// Removes a channel found to be gone by other means (reaping, reconcile).
+    pub fn remove(&mut self, call_id: &str, now: Instant) -> Option<Channel> {
+        let ch = self.channels.remove(call_id)?;
+        self.idx.remove(&IndexKeys::of(&ch), &ch.uuid);
+        self.tombstones.insert(ch.uuid.clone(), now);
+        self.tombstone_order.push_back((now, ch.uuid.clone()));
+        Some(ch)
+    }
+
+    /// Drops early events whose CREATE never came and tombstones past their TTL.
+    /// Returns how many held events were dropped.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let window = self.cfg.reorder_window;
+        let mut dropped = 0;
+        self.pending.retain(|_, (since, evs)| {
+            let keep = now.duration_since(*since) < window;
+            if !keep {
+                dropped += evs.len();
+            }
+            keep
+        });
+        let ttl = self.cfg.tombstone_ttl;
+        while let Some((at, _)) = self.tombstone_order.front() {
+            if now.duration_since(*at) < ttl {
+                break;
+            }
+            let (at, id) = self.tombstone_order.pop_front().expect("front exists");
+            // A call destroyed twice has two entries; only the newest clears it.
+            if self.tombstones.get(&id) == Some(&at) {
+                self.tombstones.remove(&id);
+            }
+        }
+        dropped
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.values().map(|(_, v)| v.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

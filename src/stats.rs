@@ -1,0 +1,23 @@
+//! Counters an operator reads in the summary log line and the status reply.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub events_applied: AtomicU64,
+    pub events_ignored: AtomicU64,
+    pub events_rejected: AtomicU64,
+    pub requests_answered: AtomicU64,
+    pub requests_rejected: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+impl Stats {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
