@@ -5,8 +5,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn embed(dir: &str, out: &str) {
-    println!("cargo:rerun-if-changed={dir}");
     let root = std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir");
+    // The folder itself, so that an added file reruns this script.
+    println!(
+        "cargo:rerun-if-changed={}",
+        Path::new(&root).join(dir).display()
+    );
     let mut files: Vec<_> = std::fs::read_dir(Path::new(&root).join(dir))
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -23,6 +23,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub registry: RegistrySettings,
     pub queries: QuerySettings,
+    pub cluster: ClusterSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +71,25 @@ pub struct QuerySettings {
     pub system_wide_listing: bool,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// How long a starting instance waits for a peer's snapshot.
+    pub snapshot_timeout_ms: u64,
+    /// With no peer, how long it collects ecallmgr's `query_channels_resp` replies.
+    pub seed_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
+    pub shutdown_grace_secs: u64,
+    /// Drop channels older than this many seconds; 0 = never.
+    pub max_channel_age_secs: u64,
+    /// Seconds between reconciles with ecallmgr; 0 = never.
+    pub reconcile_interval_secs: u64,
+    /// Only channels older than this are checked with ecallmgr (`channel_status_req`).
+    pub reconcile_min_age_secs: u64,
+    /// At most this many channels are checked per reconcile.
+    pub reconcile_batch: usize,
+}
+
 const DEFAULTS: &str = r#"
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
@@ -90,6 +110,15 @@ tombstone_secs = 120
 
 [queries]
 system_wide_listing = false
+
+[cluster]
+snapshot_timeout_ms = 2000
+seed_timeout_ms = 2000
+shutdown_grace_secs = 10
+max_channel_age_secs = 0
+reconcile_interval_secs = 300
+reconcile_min_age_secs = 3600
+reconcile_batch = 200
 "#;
 
 pub const ENV_PREFIX: &str = "KAZOO_CHANNELS";

@@ -10,6 +10,11 @@ pub struct Stats {
     pub requests_answered: AtomicU64,
     pub requests_rejected: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Channels dropped for exceeding the configured maximum age.
+    pub channels_reaped: AtomicU64,
+    /// Channels dropped because ecallmgr reported them terminated.
+    pub channels_reconciled: AtomicU64,
+    pub warmups: AtomicU64,
 }
 
 impl Stats {

@@ -2,7 +2,8 @@
 //! requests, plus the periodic housekeeping. A broker fault ends a session; the
 //! supervisor opens a new one with backoff and never gives up on its own.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::future::select_all;
@@ -12,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::bus::{self, BusError, BusPublisher, Handler, ServeEnd, Topology};
+use crate::cluster::{self, warmup};
 use crate::config::{Settings, redact_url};
 use crate::intake;
-use crate::kapi::Identity;
+use crate::kapi::request::Request;
+use crate::kapi::{Identity, Incoming, Outgoing};
 use crate::registry::{Registry, RegistryConfig};
 use crate::stats::Stats;
 
@@ -27,6 +30,10 @@ pub struct Shared {
     pub registry: RwLock<Registry>,
     pub stats: Stats,
     pub started: Instant,
+    warm: AtomicBool,
+    warmed_from: Mutex<String>,
+    /// While warming, events wait here (in arrival order) for the snapshot.
+    buffer: Mutex<Option<Vec<Incoming>>>,
 }
 
 impl Shared {
@@ -49,8 +56,52 @@ impl Shared {
             registry: RwLock::new(registry),
             stats: Stats::default(),
             started: Instant::now(),
+            warm: AtomicBool::new(false),
+            warmed_from: Mutex::new(String::new()),
+            buffer: Mutex::new(None),
             settings,
         })
+    }
+
+    pub fn is_warm(&self) -> bool {
+        self.warm.load(Ordering::Acquire)
+    }
+
+    pub fn warmed_from(&self) -> String {
+        self.warmed_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies an event, or holds it while a warm-up is under way.
+    fn take_event(&self, msg: Incoming) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = buffer.as_mut() {
+            held.push(msg);
+            return;
+        }
+        drop(buffer);
+        intake::apply_event(&self.registry, &self.stats, &msg);
+    }
+
+    fn start_buffering(&self) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        buffer.get_or_insert_with(Vec::new);
+    }
+
+    /// Applies what arrived during the warm-up, after the snapshot, and goes
+    /// back to applying events as they come. Holding the buffer lock keeps the
+    /// order: an event arriving now waits until the held ones are applied.
+    fn finish_warmup(&self, from: &warmup::Source) -> usize {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        let held = buffer.take().unwrap_or_default();
+        for msg in &held {
+            intake::apply_event(&self.registry, &self.stats, msg);
+        }
+        *self.warmed_from.lock().unwrap_or_else(|p| p.into_inner()) = from.to_string();
+        self.warm.store(true, Ordering::Release);
+        held.len()
     }
 
     pub fn registry(&self) -> RwLockReadGuard<'_, Registry> {
@@ -75,24 +126,75 @@ pub enum BusStatus {
     Stopped,
 }
 
+/// When a consumer may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At once: events (buffered while warming) and the per-instance status.
+    Now,
+    /// Once the registry is warm: the shared request queues.
+    WhenWarm,
+}
+
 /// A consumer of one queue of the topology.
 pub struct Service {
     pub role: &'static str,
     /// 1 = in order (events); more = that many requests at once.
     pub concurrency: usize,
+    pub start: Start,
     pub handler: Handler,
+}
+
+/// A handler for a request answered from `Shared` alone.
+fn request_handler(
+    shared: &Arc<Shared>,
+    answer: fn(&Shared, &Request) -> Vec<Outgoing>,
+) -> Handler {
+    let s = shared.clone();
+    Arc::new(move |msg| {
+        let out = match Request::parse(&msg) {
+            Ok(req) => answer(&s, &req),
+            Err(error) => {
+                Stats::inc(&s.stats.requests_rejected);
+                warn!(routing_key = %msg.routing_key, %error, "request rejected");
+                Vec::new()
+            }
+        };
+        Box::pin(std::future::ready(out))
+    })
 }
 
 fn services(shared: &Arc<Shared>) -> Vec<Service> {
     let s = shared.clone();
-    vec![Service {
-        role: "events",
-        concurrency: 1,
-        handler: Arc::new(move |msg| {
-            intake::apply_event(&s.registry, &s.stats, &msg);
-            Box::pin(std::future::ready(Vec::new()))
-        }),
-    }]
+    let prefetch = usize::from(shared.settings.amqp.prefetch);
+    vec![
+        Service {
+            role: "events",
+            concurrency: 1,
+            start: Start::Now,
+            handler: Arc::new(move |msg| {
+                s.take_event(msg);
+                Box::pin(std::future::ready(Vec::new()))
+            }),
+        },
+        Service {
+            role: "status",
+            concurrency: 1,
+            start: Start::Now,
+            handler: request_handler(shared, |s, req| {
+                cluster::status::reply(s, req).into_iter().collect()
+            }),
+        },
+        Service {
+            role: "snapshots",
+            concurrency: prefetch.min(4),
+            start: Start::WhenWarm,
+            handler: request_handler(shared, |s, req| {
+                let out = cluster::snapshot::replies(&s.registry(), &s.identity, req);
+                tracing::info!(msg_id = %req.msg_id, peer = %req.str("Node").unwrap_or_default(), parts = out.len(), "snapshot sent to a starting peer");
+                out
+            }),
+        },
+    ]
 }
 
 pub struct WorkerHandle {
@@ -117,6 +219,18 @@ impl WorkerHandle {
 
     pub fn registry(&self) -> RwLockReadGuard<'_, Registry> {
         self.shared.registry()
+    }
+
+    /// Waits until the registry is warm and the shared queues are served.
+    pub async fn wait_warm(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.shared.is_warm() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// Stops taking messages, finishes those in flight, closes the connection.
@@ -161,11 +275,14 @@ async fn supervise(
     info!(node = %shared.identity.node, instance = %shared.instance, broker = %url, "starting");
     loop {
         let mut connected = false;
+        let began = Instant::now();
         let result = session(&shared, &status, &shutdown, &mut connected).await;
         if shutdown.is_cancelled() {
             break;
         }
-        if connected {
+        // A session that lived a while was healthy: retry fast. One that fails
+        // right after connecting (a persistent fault) keeps backing off.
+        if connected && began.elapsed() > Duration::from_secs(5) {
             backoff = Duration::from_millis(100);
         }
         let _ = status.send(BusStatus::Disconnected);
@@ -186,7 +303,8 @@ async fn supervise(
     info!(node = %shared.identity.node, "stopped");
 }
 
-/// One connection's life: declare, consume every service, end at the first fault.
+/// One connection's life: declare, consume, warm up if needed, then serve the
+/// shared queues; end at the first fault.
 async fn session(
     shared: &Arc<Shared>,
     status: &watch::Sender<BusStatus>,
@@ -194,32 +312,71 @@ async fn session(
     connected: &mut bool,
 ) -> Result<ServeEnd, BusError> {
     let conn = bus::connect(&shared.settings.amqp.url, &shared.identity.node).await?;
+    let events_queue = shared
+        .topology
+        .queue("events")
+        .ok_or_else(|| BusError::Topology("no queue has role events".into()))?;
+    // A lost event queue (broker restart, deletion) means missed events: warm again.
+    let need_warmup = !shared.is_warm() || !bus::queue_exists(&conn, &events_queue.name).await?;
+    if need_warmup {
+        shared.start_buffering();
+    }
     let setup = conn.create_channel().await?;
     bus::declare(&setup, &shared.topology).await?;
     let publisher = BusPublisher::open(&conn).await?;
-    let services = services(shared);
     let stop = shutdown.child_token();
-    let mut consumers = Vec::new();
-    for svc in services {
-        let Some(q) = shared.topology.queue(svc.role) else {
-            return Err(BusError::Topology(format!(
-                "no queue has role {}",
-                svc.role
-            )));
-        };
-        consumers.push(Box::pin(bus::serve(
-            &conn,
-            &q.name,
-            shared.settings.amqp.prefetch,
-            svc.concurrency,
-            &publisher,
-            svc.handler,
-            stop.clone(),
-        )));
-    }
+    let (now, later): (Vec<Service>, Vec<Service>) = services(shared)
+        .into_iter()
+        .partition(|s| s.start == Start::Now);
+    let consume = |svc: Service| {
+        let queue = shared.topology.queue(svc.role).map(|q| q.name.clone());
+        let (conn, publisher, stop) = (&conn, &publisher, stop.clone());
+        let prefetch = shared.settings.amqp.prefetch;
+        Box::pin(async move {
+            let queue = queue
+                .ok_or_else(|| BusError::Topology(format!("no queue has role {}", svc.role)))?;
+            bus::serve(
+                conn,
+                &queue,
+                prefetch,
+                svc.concurrency,
+                publisher,
+                svc.handler,
+                stop,
+            )
+            .await
+        })
+    };
+    let mut consumers: Vec<_> = now.into_iter().map(consume).collect();
     *connected = true;
     let _ = status.send(BusStatus::Connected);
-    info!(node = %shared.identity.node, channels = shared.registry().len(), "connected; topology declared, consuming");
+    info!(node = %shared.identity.node, channels = shared.registry().len(), warming = need_warmup, "connected; topology declared, consuming events");
+
+    if need_warmup {
+        let started = Instant::now();
+        let warm = warmup::run(shared);
+        tokio::pin!(warm);
+        // Events keep flowing into the buffer while we wait for the snapshot; a
+        // consumer that ends meanwhile ends the session.
+        let (source, added) = tokio::select! {
+            r = &mut warm => r?,
+            (end, _, _) = select_all(consumers.iter_mut()) => {
+                stop.cancel();
+                return end;
+            }
+        };
+        Stats::inc(&shared.stats.warmups);
+        let applied = shared.finish_warmup(&source);
+        info!(
+            from = %source,
+            added,
+            buffered_events = applied,
+            channels = shared.registry().len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "registry warm; serving requests"
+        );
+    }
+    consumers.extend(later.into_iter().map(consume));
     let (first, _, rest) = select_all(consumers).await;
     // Whatever ended first, stop the others; in-flight requests finish.
     stop.cancel();
@@ -233,6 +390,7 @@ async fn session(
 }
 
 fn spawn_housekeeping(shared: &Arc<Shared>, shutdown: &CancellationToken) {
+    tokio::spawn(cluster::reaper::run(shared.clone(), shutdown.clone()));
     let s = shared.clone();
     let stop = shutdown.clone();
     tokio::spawn(async move {

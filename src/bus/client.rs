@@ -34,6 +34,8 @@ pub struct Collect {
     pub timeout: Duration,
     /// Stop after this many replies (`None`: wait for the whole timeout).
     pub max_replies: Option<usize>,
+    /// Stop as soon as this says the replies so far are complete.
+    pub done: Option<fn(&[Value]) -> bool>,
 }
 
 impl Collect {
@@ -41,12 +43,21 @@ impl Collect {
         Self {
             timeout,
             max_replies: Some(1),
+            done: None,
         }
     }
     pub fn all(timeout: Duration) -> Self {
         Self {
             timeout,
             max_replies: None,
+            done: None,
+        }
+    }
+    pub fn until(timeout: Duration, done: fn(&[Value]) -> bool) -> Self {
+        Self {
+            timeout,
+            max_replies: None,
+            done: Some(done),
         }
     }
 }
@@ -135,6 +146,12 @@ impl BusClient {
         })
     }
 
+    /// Sends as `node` (the `Node` key of our requests).
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.identity.node = node.to_owned();
+        self
+    }
+
     /// The `Server-ID` replies come back to.
     pub fn reply_queue(&self) -> &str {
         &self.reply_queue
@@ -197,6 +214,9 @@ impl BusClient {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(v)) => replies.push(v),
                     _ => break,
+                }
+                if collect.done.is_some_and(|done| done(&replies)) {
+                    break;
                 }
             }
         }

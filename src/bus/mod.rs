@@ -111,6 +111,27 @@ pub async fn declare_queue(channel: &Channel, q: &topology::QueueDef) -> Result<
     Ok(())
 }
 
+/// Whether a queue exists, asked on a throwaway channel (a passive declare of a
+/// missing queue closes the channel it was made on).
+pub async fn queue_exists(conn: &Connection, name: &str) -> Result<bool, BusError> {
+    let ch = conn.create_channel().await?;
+    let opts = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    match ch
+        .queue_declare(name.into(), opts, FieldTable::default())
+        .await
+    {
+        Ok(_) => {
+            let _ = ch.close(200, "checked".into()).await;
+            Ok(true)
+        }
+        Err(e) if e.to_string().contains("NOT_FOUND") || e.to_string().contains("404") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn incoming(d: &mut lapin::message::Delivery) -> Incoming {
     Incoming {
         routing_key: d.routing_key.to_string(),

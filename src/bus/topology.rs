@@ -4,17 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-/// Every file of `amqp-bindings/`, in declaration order (exchanges first).
-const FILES: &[(&str, &str)] = &[
-    (
-        "exchanges.json",
-        include_str!("../../amqp-bindings/exchanges.json"),
-    ),
-    (
-        "events.json",
-        include_str!("../../amqp-bindings/events.json"),
-    ),
-];
+/// Every file of `amqp-bindings/` (by name), embedded by `build.rs`.
+const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/amqp_bindings.rs"));
 
 /// Stands for the instance id in per-instance queue names.
 pub const INSTANCE_PLACEHOLDER: &str = "{instance}";

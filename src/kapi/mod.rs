@@ -6,6 +6,7 @@ pub mod escape;
 pub mod event;
 pub mod lenient;
 pub mod message;
+pub mod request;
 pub mod schema;
 pub mod time;
 

@@ -312,6 +312,21 @@ impl Registry {
         dropped
     }
 
+    /// Call ids destroyed recently (still tombstoned), for a peer's snapshot.
+    pub fn destroyed(&self) -> impl Iterator<Item = &Text> {
+        self.tombstones.keys()
+    }
+
+    /// Records that a call is gone (a peer saw its DESTROY): drops it if held
+    /// and refuses its late events.
+    pub fn bury(&mut self, call_id: &str, now: Instant) {
+        if self.remove(call_id, now).is_none() && !self.tombstones.contains_key(call_id) {
+            let id = Text::from(call_id);
+            self.tombstones.insert(id.clone(), now);
+            self.tombstone_order.push_back((now, id));
+        }
+    }
+
     pub fn pending_len(&self) -> usize {
         self.pending.values().map(|(_, v)| v.len()).sum()
     }

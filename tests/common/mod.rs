@@ -72,6 +72,14 @@ fn rabbitmqctl(args: &[&str]) {
 
 impl TestVhost {
     pub fn new(test: &str) -> Self {
+        // Worker logs in the test's captured output (RUST_LOG, default warn).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let name = format!(
             "kc-test-{test}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -95,6 +103,10 @@ impl TestVhost {
         s.amqp.url = self.url();
         s.log.summary_interval_secs = 0;
         s.amqp.max_backoff_secs = 1;
+        // No peer and no ecallmgr on a test vhost unless the test brings one:
+        // don't wait the production 2 s + 2 s for them.
+        s.cluster.snapshot_timeout_ms = 400;
+        s.cluster.seed_timeout_ms = 400;
         s
     }
 
