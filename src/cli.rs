@@ -7,8 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::bus::Topology;
+use std::time::Duration;
+
+use crate::bus::{BusClient, Collect, Topology};
+use crate::cluster;
 use crate::config::Settings;
+use crate::kapi::envelope::APP_NAME;
 use crate::simulate::{self, SimulateArgs};
 use crate::{logging, worker};
 
@@ -42,6 +46,15 @@ pub enum Command {
     },
     /// Publish simulated Kazoo call events to the broker.
     Simulate(SimulateArgs),
+    /// List every running instance (each answers a `channels`/`status_req`).
+    Status {
+        /// How long to wait for answers, in seconds.
+        #[arg(long, default_value_t = 1.0)]
+        timeout: f64,
+        /// Print the raw replies.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -64,6 +77,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => runtime().block_on(run(settings)),
+        Command::Status { timeout, json } => runtime().block_on(status(settings, timeout, json)),
         Command::Simulate(mut args) => {
             logging::init(&settings.log);
             args.progress = std::io::stderr().is_terminal();
@@ -108,8 +122,60 @@ async fn run(settings: Settings) -> ExitCode {
         tracing::info!("signal received; finishing in-flight requests");
         stop.cancel();
     });
-    handle.join().await;
-    ExitCode::SUCCESS
+    let grace = Duration::from_secs(handle.shared.settings.cluster.shutdown_grace_secs);
+    let stopping = handle.shutdown_token();
+    let mut join = std::pin::pin!(handle.join());
+    tokio::select! {
+        _ = &mut join => return ExitCode::SUCCESS,
+        _ = stopping.cancelled() => {}
+    }
+    match tokio::time::timeout(grace, join).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => {
+            tracing::error!(
+                grace_secs = grace.as_secs(),
+                "in-flight work did not finish within the grace period"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn status(settings: Settings, timeout: f64, json: bool) -> ExitCode {
+    let result = async {
+        let client = BusClient::connect(&settings.amqp.url, APP_NAME).await?;
+        let replies = client
+            .request(
+                "callctl",
+                cluster::STATUS_ROUTING_KEY,
+                cluster::status::CATEGORY,
+                cluster::status::REQ,
+                Default::default(),
+                Collect::all(Duration::from_secs_f64(timeout)),
+            )
+            .await;
+        client.close().await;
+        replies
+    }
+    .await;
+    match result {
+        Ok(replies) if replies.is_empty() => {
+            eprintln!("kazoo-channels status: no instance answered");
+            ExitCode::FAILURE
+        }
+        Ok(replies) if json => {
+            println!("{}", serde_json::to_string_pretty(&replies).expect("json"));
+            ExitCode::SUCCESS
+        }
+        Ok(replies) => {
+            print!("{}", cluster::status::table(&replies));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kazoo-channels status: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn wait_for_signal() {

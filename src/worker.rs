@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use futures_util::future::select_all;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -328,16 +327,18 @@ async fn session(
     let (now, later): (Vec<Service>, Vec<Service>) = services(shared)
         .into_iter()
         .partition(|s| s.start == Start::Now);
-    let consume = |svc: Service| {
+    // Each consumer is a task of its own, so a backlog of events never delays a request.
+    let mut consumers = JoinSet::new();
+    let start = |svc: Service| {
         let queue = shared.topology.queue(svc.role).map(|q| q.name.clone());
-        let (conn, publisher, stop) = (&conn, &publisher, stop.clone());
+        let (conn, publisher, stop) = (&conn, publisher.clone(), stop.clone());
         let prefetch = shared.settings.amqp.prefetch;
-        Box::pin(async move {
+        async move {
             let queue = queue
                 .ok_or_else(|| BusError::Topology(format!("no queue has role {}", svc.role)))?;
-            bus::serve(
+            bus::consumer(
                 conn,
-                &queue,
+                queue,
                 prefetch,
                 svc.concurrency,
                 publisher,
@@ -345,24 +346,25 @@ async fn session(
                 stop,
             )
             .await
-        })
+        }
     };
-    let mut consumers: Vec<_> = now.into_iter().map(consume).collect();
+    for svc in now {
+        consumers.spawn(start(svc).await?);
+    }
     *connected = true;
     let _ = status.send(BusStatus::Connected);
     info!(node = %shared.identity.node, channels = shared.registry().len(), warming = need_warmup, "connected; topology declared, consuming events");
 
     if need_warmup {
-        let started = Instant::now();
-        let warm = warmup::run(shared);
-        tokio::pin!(warm);
+        let began = Instant::now();
         // Events keep flowing into the buffer while we wait for the snapshot; a
         // consumer that ends meanwhile ends the session.
         let (source, added) = tokio::select! {
-            r = &mut warm => r?,
-            (end, _, _) = select_all(consumers.iter_mut()) => {
+            r = warmup::run(shared) => r?,
+            end = consumers.join_next() => {
                 stop.cancel();
-                return end;
+                consumers.join_all().await;
+                return joined(end);
             }
         };
         Stats::inc(&shared.stats.warmups);
@@ -372,21 +374,33 @@ async fn session(
             added,
             buffered_events = applied,
             channels = shared.registry().len(),
-            took_ms = started.elapsed().as_millis() as u64,
+            took_ms = began.elapsed().as_millis() as u64,
             "registry warm; serving requests"
         );
     }
-    consumers.extend(later.into_iter().map(consume));
-    let (first, _, rest) = select_all(consumers).await;
+    for svc in later {
+        consumers.spawn(start(svc).await?);
+    }
+    let first = joined(consumers.join_next().await);
     // Whatever ended first, stop the others; in-flight requests finish.
     stop.cancel();
-    for r in futures_util::future::join_all(rest).await {
-        if let Err(e) = r {
+    while let Some(r) = consumers.join_next().await {
+        if let Err(e) = joined(Some(r)) {
             warn!(error = %e, "consumer failed while stopping");
         }
     }
     let _ = conn.close(200, "bye".into()).await;
     first
+}
+
+fn joined(
+    r: Option<Result<Result<ServeEnd, BusError>, tokio::task::JoinError>>,
+) -> Result<ServeEnd, BusError> {
+    match r {
+        Some(Ok(end)) => end,
+        Some(Err(e)) => Err(BusError::Topology(format!("consumer task failed: {e}"))),
+        None => Ok(ServeEnd::Cancelled),
+    }
 }
 
 fn spawn_housekeeping(shared: &Arc<Shared>, shutdown: &CancellationToken) {

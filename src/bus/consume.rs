@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use lapin::Connection;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -29,19 +29,42 @@ pub enum ServeEnd {
     Cancelled,
 }
 
-/// Consumes `queue` until shutdown or until the broker ends the consumer.
+/// Opens a channel for a consumer of `queue` and returns the consuming loop,
+/// ready to be spawned as a task of its own (so a busy queue never starves
+/// another). It runs until shutdown or until the broker ends the consumer.
 /// With `concurrency` 1 deliveries are handled in order, inline; above that
 /// each is handled in its own task (the prefetch bounds how many at once).
-pub async fn serve(
+pub async fn consumer(
     conn: &Connection,
-    queue: &str,
+    queue: String,
     prefetch: u16,
     concurrency: usize,
-    publisher: &BusPublisher,
+    publisher: BusPublisher,
+    handler: Handler,
+    shutdown: CancellationToken,
+) -> Result<impl Future<Output = Result<ServeEnd, BusError>> + Send + 'static, BusError> {
+    let channel = conn.create_channel().await?;
+    Ok(serve(
+        channel,
+        queue,
+        prefetch,
+        concurrency,
+        publisher,
+        handler,
+        shutdown,
+    ))
+}
+
+async fn serve(
+    channel: Channel,
+    queue: String,
+    prefetch: u16,
+    concurrency: usize,
+    publisher: BusPublisher,
     handler: Handler,
     shutdown: CancellationToken,
 ) -> Result<ServeEnd, BusError> {
-    let channel = conn.create_channel().await?;
+    let queue = queue.as_str();
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await?;

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 pub use client::{BusClient, Collect};
-pub use consume::{Handler, HandlerFuture, ServeEnd, serve};
+pub use consume::{Handler, HandlerFuture, ServeEnd, consumer};
 pub use publisher::BusPublisher;
 pub use topology::Topology;
 

@@ -121,6 +121,10 @@ impl TestVhost {
             w.wait_connected(Duration::from_secs(20)).await,
             "worker did not connect"
         );
+        assert!(
+            w.wait_warm(Duration::from_secs(20)).await,
+            "worker did not warm up"
+        );
         w
     }
 
@@ -214,5 +218,112 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A stand-in Kazoo peer (ecallmgr, konami…): its own queue bound to `exchange`
+/// with `routing_key`; every message is recorded, and `answer` may return a
+/// reply body, which goes to `targeted`/`Server-ID` with the request's `Msg-ID`.
+pub struct StandIn {
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    conn: lapin::Connection,
+}
+
+impl StandIn {
+    pub async fn start(
+        vh: &TestVhost,
+        app_name: &str,
+        bindings: &[(&str, &str)],
+        answer: impl Fn(&Value) -> Option<Value> + Send + Sync + 'static,
+    ) -> Self {
+        use futures_util::StreamExt;
+        use lapin::options::*;
+        use lapin::types::FieldTable;
+        let conn = lapin::Connection::connect(&vh.url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("stand-in connects");
+        let ch = conn.create_channel().await.unwrap();
+        // Kazoo apps declare the exchanges they use, with Kazoo's flags.
+        let mut exchanges = kazoo_channels::bus::Topology::for_instance("standin");
+        exchanges.queues.clear();
+        kazoo_channels::bus::declare(&ch, &exchanges).await.unwrap();
+        let q = format!("{app_name}@standin-{}", &hex_id()[..8]);
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        for (ex, rk) in bindings {
+            ch.queue_bind(
+                q.as_str().into(),
+                (*ex).into(),
+                (*rk).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let mut consumer = ch
+            .basic_consume(
+                q.as_str().into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let received: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>> = Default::default();
+        let rec = received.clone();
+        let app = app_name.to_owned();
+        tokio::spawn(async move {
+            while let Some(Ok(d)) = consumer.next().await {
+                let Ok(v) = serde_json::from_slice::<Value>(&d.data) else {
+                    continue;
+                };
+                rec.lock()
+                    .unwrap()
+                    .push((d.routing_key.to_string(), v.clone()));
+                let Some(mut reply) = answer(&v) else {
+                    continue;
+                };
+                let Some(to) = v["Server-ID"].as_str() else {
+                    continue;
+                };
+                reply["Msg-ID"] = v["Msg-ID"].clone();
+                reply["App-Name"] = Value::String(app.clone());
+                reply["App-Version"] = Value::String("4.0.0".into());
+                reply["Node"] = Value::String(format!("{app}@standin"));
+                let body = serde_json::to_vec(&reply).unwrap();
+                let _ = ch
+                    .basic_publish(
+                        "targeted".into(),
+                        to.into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        lapin::BasicProperties::default()
+                            .with_content_type("application/json".into()),
+                    )
+                    .await;
+            }
+        });
+        Self { received, conn }
+    }
+
+    pub fn received(&self) -> Vec<(String, Value)> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub async fn stop(self) {
+        let _ = self.conn.close(200, "bye".into()).await;
     }
 }
