@@ -15,3 +15,6 @@ pub mod registry;
 pub mod simulate;
 pub mod stats;
 pub mod worker;
+
+#[cfg(test)]
+mod test_support;

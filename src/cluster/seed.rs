@@ -228,11 +228,7 @@ pub fn channels(replies: &[Value]) -> Vec<Channel> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Value {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-    }
+    use crate::test_support::fixture;
 
     #[test]
     fn ecallmgr_fields_all_reply_becomes_a_channel() {

@@ -328,11 +328,7 @@ pub struct Ccvs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::test_support::fixture_bytes as fixture;
 
     #[test]
     fn decodes_43_create() {

@@ -97,12 +97,8 @@ pub fn schemas() -> &'static Schemas {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::fixture;
     use serde_json::json;
-
-    fn fixture(name: &str) -> Value {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-    }
 
     #[test]
     fn every_schema_compiles_and_refs_resolve() {

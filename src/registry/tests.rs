@@ -4,15 +4,11 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::kapi::event::CallEvent;
+use crate::test_support::fixture;
 
 const A: &str = "a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91";
 const B: &str = "5e0c1c3a-2b7d-4a4f-9a51-0f2e7b7e6c11";
 const ACCOUNT: &str = "3a1b2c3d4e5f60718293a4b5c6d7e8f9";
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
 
 fn ev(v: &Value) -> CallEvent {
     CallEvent::decode(&serde_json::to_vec(v).unwrap()).unwrap()
