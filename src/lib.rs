@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod intake;
 pub mod kapi;

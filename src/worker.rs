@@ -13,10 +13,10 @@ use tracing::{info, warn};
 
 use crate::bus::{self, BusError, BusPublisher, Handler, ServeEnd, Topology};
 use crate::config::{Settings, redact_url};
-use crate::intake;
 use crate::kapi::Identity;
 use crate::registry::{Registry, RegistryConfig};
 use crate::stats::Stats;
+use crate::{commands, intake};
 
 /// State shared by the session, the handlers and the housekeeping tasks.
 pub struct Shared {
@@ -83,16 +83,34 @@ pub struct Service {
     pub handler: Handler,
 }
 
-fn services(shared: &Arc<Shared>) -> Vec<Service> {
+/// `publisher` is the session's: handlers that publish before they reply
+/// (commands) use it through [`crate::kapi::Publish`].
+fn services(shared: &Arc<Shared>, publisher: &BusPublisher) -> Vec<Service> {
     let s = shared.clone();
-    vec![Service {
+    let events = Service {
         role: "events",
         concurrency: 1,
         handler: Arc::new(move |msg| {
             intake::apply_event(&s.registry, &s.stats, &msg);
             Box::pin(std::future::ready(Vec::new()))
         }),
-    }]
+    };
+    let (s, p) = (shared.clone(), publisher.clone());
+    let commands = Service {
+        role: "commands",
+        // Mandatory publishes go one at a time anyway; this overlaps the rest.
+        concurrency: 8,
+        handler: Arc::new(move |msg| {
+            let (s, p) = (s.clone(), p.clone());
+            Box::pin(async move {
+                commands::handle(&s.registry, &s.identity, &p, &msg.body)
+                    .await
+                    .into_iter()
+                    .collect()
+            })
+        }),
+    };
+    vec![events, commands]
 }
 
 pub struct WorkerHandle {
@@ -197,7 +215,7 @@ async fn session(
     let setup = conn.create_channel().await?;
     bus::declare(&setup, &shared.topology).await?;
     let publisher = BusPublisher::open(&conn).await?;
-    let services = services(shared);
+    let services = services(shared, &publisher);
     let stop = shutdown.child_token();
     let mut consumers = Vec::new();
     for svc in services {
