@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::bus::Topology;
+use crate::commands::cli::CommandArgs;
 use crate::config::Settings;
 use crate::simulate::{self, SimulateArgs};
 use crate::{logging, worker};
@@ -42,6 +43,8 @@ pub enum Command {
     },
     /// Publish simulated Kazoo call events to the broker.
     Simulate(SimulateArgs),
+    /// Act on a live channel through the workers (prints the real outcome).
+    Command(CommandArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -64,6 +67,10 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => runtime().block_on(run(settings)),
+        Command::Command(args) => {
+            logging::init(&settings.log);
+            runtime().block_on(crate::commands::cli::run(&settings.amqp.url, &args))
+        }
         Command::Simulate(mut args) => {
             logging::init(&settings.log);
             args.progress = std::io::stderr().is_terminal();

@@ -41,11 +41,16 @@ fn check_modules(node: &Value, at: &str, errors: &mut Vec<SchemaError>) {
         }
         // The channels doc's own example nests the node one level too deep
         // (WIRE.md §9.20): point at the misplaced module, not only the gap.
-        None if data.and_then(|d| d.get("module")).is_some() => errors.push(SchemaError {
-            path: format!("{at}/data/module"),
-            message: format!("module is nested one level too deep: it belongs at {at}/module"),
-        }),
-        None => {}
+        None => {
+            if let Some(depth) = misplaced_module(obj) {
+                errors.push(SchemaError {
+                    path: format!("{at}{}/module", "/data".repeat(depth)),
+                    message: format!(
+                        "module is nested {depth} level(s) too deep: it belongs at {at}/module"
+                    ),
+                });
+            }
+        }
     }
     if let Some(children) = obj.get("children").and_then(Value::as_object) {
         for (key, child) in children {
@@ -56,6 +61,18 @@ fn check_modules(node: &Value, at: &str, errors: &mut Vec<SchemaError>) {
             );
         }
     }
+}
+
+/// How many `data` levels down a node without `module` has one, if any.
+fn misplaced_module(node: &Map<String, Value>) -> Option<usize> {
+    let mut at = node;
+    for depth in 1..=4 {
+        at = at.get("data")?.as_object()?;
+        if at.contains_key("module") {
+            return Some(depth);
+        }
+    }
+    None
 }
 
 /// One action's `Data`: `metaflows.<action>` where it exists (not for `park`,
@@ -133,6 +150,17 @@ mod tests {
     fn nested_too_deep_names_the_misplaced_module() {
         let p = paths(check_flow(&json!({"data": {"module": "hangup"}}), "/Data"));
         assert_eq!(p, ["/Data/module", "/Data/data/module"]);
+        // The doc's whole PUT body pasted as the node.
+        let p = paths(check_flow(
+            &json!({"data": {"data": {"module": "hangup"}}}),
+            "/Data",
+        ));
+        assert_eq!(p, ["/Data/module", "/Data/data/data/module"]);
+        let p = paths(check_flow(
+            &json!({"data": {"x": {"module": "hangup"}}}),
+            "/Data",
+        ));
+        assert_eq!(p, ["/Data/module"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! publisher is the [`Publish`] capability, so no lapin in here.
 
 mod check;
+pub mod cli;
 mod data;
 mod konami;
 mod outcome;
