@@ -672,14 +672,14 @@ async fn mandatory_publish_outcomes_are_attributed_to_the_right_message() {
     );
     // Many at once on one publisher, routed and unroutable interleaved: lapin
     // alone misattributes returns here (it gives each to the next confirm).
-    let futs = (0..200).map(|i| {
+    let futs = (0..200usize).map(|i| {
         let p = p.clone();
-        let m = msg(if i % 2 == 0 { routed } else { unroutable });
+        let m = msg(if i.is_multiple_of(2) { routed } else { unroutable });
         async move { (i, p.send(&m).await.unwrap()) }
     });
     let results = futures_util::future::join_all(futs).await;
     let want = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             PublishOutcome::Confirmed
         } else {
             PublishOutcome::Returned
