@@ -674,7 +674,11 @@ async fn mandatory_publish_outcomes_are_attributed_to_the_right_message() {
     // alone misattributes returns here (it gives each to the next confirm).
     let futs = (0..200usize).map(|i| {
         let p = p.clone();
-        let m = msg(if i.is_multiple_of(2) { routed } else { unroutable });
+        let m = msg(if i.is_multiple_of(2) {
+            routed
+        } else {
+            unroutable
+        });
         async move { (i, p.send(&m).await.unwrap()) }
     });
     let results = futures_util::future::join_all(futs).await;
