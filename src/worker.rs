@@ -98,7 +98,8 @@ fn services(shared: &Arc<Shared>, publisher: &BusPublisher) -> Vec<Service> {
     let (s, p) = (shared.clone(), publisher.clone());
     let commands = Service {
         role: "commands",
-        // Mandatory publishes go one at a time anyway; this overlaps the rest.
+        // Requests are independent: handled in tasks (up to the prefetch), so a
+        // slow confirm does not hold the ones behind it.
         concurrency: 8,
         handler: Arc::new(move |msg| {
             let (s, p) = (s.clone(), p.clone());

@@ -139,6 +139,32 @@ async fn live_call(w: &WorkerHandle, client: &BusClient, call: &str, account: &s
     );
 }
 
+/// A worker on a vhost of its own, a requester, and one live bridged call.
+struct Scene {
+    vh: TestVhost,
+    w: WorkerHandle,
+    client: BusClient,
+    account: String,
+    call: String,
+}
+
+impl Scene {
+    async fn new(name: &str) -> Self {
+        let vh = TestVhost::new(name);
+        let w = vh.worker().await;
+        let client = vh.client("crossbar").await;
+        let (account, call) = (hex_id(), sip_call_id());
+        live_call(&w, &client, &call, &account, true).await;
+        Self {
+            vh,
+            w,
+            client,
+            account,
+            call,
+        }
+    }
+}
+
 fn cmd(call: &str, account: &str, action: &str, data: Value) -> Map<String, Value> {
     let Value::Object(m) =
         json!({"Account-ID": account, "Call-ID": call, "Action": action, "Data": data})
@@ -191,12 +217,14 @@ fn shape(v: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_commands_reach_konami_as_wire_md_shows_them() {
-    let vh = TestVhost::new("cmd-accepted");
-    let w = vh.worker().await;
-    let client = vh.client("crossbar").await;
+    let Scene {
+        vh,
+        w,
+        client,
+        account,
+        call,
+    } = Scene::new("cmd-accepted").await;
     let mut konami = Konami::bind(&vh).await;
-    let (account, call) = (hex_id(), sip_call_id());
-    live_call(&w, &client, &call, &account, true).await;
     let key = encode(&call);
     assert!(key.contains("%40") && key.contains("%2E") && !key.contains('.'));
 
@@ -318,12 +346,14 @@ fn doc_examples() -> Vec<(String, String, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documentation_examples_that_work_are_accepted_and_the_broken_one_refused() {
-    let vh = TestVhost::new("cmd-examples");
-    let w = vh.worker().await;
-    let client = vh.client("crossbar").await;
+    let Scene {
+        vh,
+        w,
+        client,
+        account,
+        call,
+    } = Scene::new("cmd-examples").await;
     let mut konami = Konami::bind(&vh).await;
-    let (account, call) = (hex_id(), sip_call_id());
-    live_call(&w, &client, &call, &account, true).await;
 
     let examples = doc_examples();
     assert!(examples.len() >= 10, "examples found: {examples:?}");
@@ -356,13 +386,15 @@ async fn the_documentation_examples_that_work_are_accepted_and_the_broken_one_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_publish_nothing_and_the_worker_keeps_going() {
-    let vh = TestVhost::new("cmd-refused");
-    let w = vh.worker().await;
-    let client = vh.client("crossbar").await;
+    let Scene {
+        vh,
+        w,
+        client,
+        account,
+        call: bridged,
+    } = Scene::new("cmd-refused").await;
     let mut konami = Konami::bind(&vh).await;
-    let (account, other_account) = (hex_id(), hex_id());
-    let (bridged, lone) = (sip_call_id(), sip_call_id());
-    live_call(&w, &client, &bridged, &account, true).await;
+    let (other_account, lone) = (hex_id(), sip_call_id());
     live_call(&w, &client, &lone, &account, false).await;
 
     // Another account's call, and a call that does not exist: the same 404.
@@ -439,24 +471,7 @@ async fn refusals_publish_nothing_and_the_worker_keeps_going() {
         "nothing answered that was not asked"
     );
     let q = &w.shared.topology.queue("commands").unwrap().name;
-    let listing = std::process::Command::new("rabbitmqctl")
-        .args([
-            "-q",
-            "list_queues",
-            "-p",
-            &vh.name,
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ])
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
-    let line = listing
-        .lines()
-        .find(|l| l.starts_with(q.as_str()))
-        .expect("queue listed");
-    assert!(line.ends_with("\t0\t0"), "messages left on {line}");
+    assert_eq!(vh.queue_messages(q), (0, 0), "messages left on {q}");
     konami.leave().await;
     client.close().await;
     w.shutdown().await;
@@ -464,11 +479,13 @@ async fn refusals_publish_nothing_and_the_worker_keeps_going() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_konami_a_command_is_answered_503_not_accepted() {
-    let vh = TestVhost::new("cmd-unrouted");
-    let w = vh.worker().await;
-    let client = vh.client("crossbar").await;
-    let (account, call) = (hex_id(), sip_call_id());
-    live_call(&w, &client, &call, &account, true).await;
+    let Scene {
+        vh,
+        w,
+        client,
+        account,
+        call,
+    } = Scene::new("cmd-unrouted").await;
     for (action, data) in [
         ("hangup", json!({})),
         ("metaflow", json!({"module": "hangup"})),
@@ -549,12 +566,15 @@ async fn cli(vh: &TestVhost, args: &[&str]) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_prints_the_real_outcome() {
-    let vh = TestVhost::new("cmd-cli");
-    let w = vh.worker().await;
-    let client = vh.client("ecallmgr").await;
+    let Scene {
+        vh,
+        w,
+        client,
+        account: a,
+        call,
+    } = Scene::new("cmd-cli").await;
     let mut konami = Konami::bind(&vh).await;
-    let (a, b, call) = (hex_id(), hex_id(), sip_call_id());
-    live_call(&w, &client, &call, &a, true).await;
+    let b = hex_id();
 
     let (code, out, err) = cli(
         &vh,

@@ -102,7 +102,8 @@ impl ActionArgs {
     /// The request's `Action` and `Data`.
     pub fn action_and_data(&self) -> Result<(&'static str, Value), String> {
         use ActionArgs::*;
-        let (action, extra) = match self {
+        // Each action's own options, laid over its `--data`.
+        let (action, extra, options): (_, _, &[(&str, Option<&String>)]) = match self {
             Metaflow { flow } => {
                 return Ok(("metaflow", Value::Object(object(flow, "the metaflow")?)));
             }
@@ -111,42 +112,45 @@ impl ActionArgs {
                 transfer_type,
                 moh,
                 extra,
-            } => {
-                let mut data = object(&extra.data, "--data")?;
-                data.insert("target".into(), json!(target));
-                data.insert("transfer-type".into(), json!(transfer_type));
-                if let Some(moh) = moh {
-                    data.insert("moh".into(), json!(moh));
-                }
-                return Ok(("transfer", Value::Object(data)));
-            }
+            } => (
+                "transfer",
+                extra,
+                &[
+                    ("target", Some(target)),
+                    ("transfer-type", Some(transfer_type)),
+                    ("moh", moh.as_ref()),
+                ],
+            ),
             Play {
                 media_id,
                 leg,
                 extra,
-            } => {
-                let mut data = object(&extra.data, "--data")?;
-                data.insert("id".into(), json!(media_id));
-                if let Some(leg) = leg {
-                    data.insert("leg".into(), json!(leg));
-                }
-                return Ok(("play", Value::Object(data)));
-            }
-            Hangup(d) => ("hangup", d),
-            AudioLevel(d) => ("audio_level", d),
-            Break(d) => ("break", d),
-            Callflow(d) => ("callflow", d),
-            Hold(d) => ("hold", d),
-            Intercept(d) => ("intercept", d),
-            Move(d) => ("move", d),
-            Park(d) => ("park", d),
-            RecordCall(d) => ("record_call", d),
-            Resume(d) => ("resume", d),
-            Say(d) => ("say", d),
-            Tts(d) => ("tts", d),
-            Unpark(d) => ("unpark", d),
+            } => (
+                "play",
+                extra,
+                &[("id", Some(media_id)), ("leg", leg.as_ref())],
+            ),
+            Hangup(d) => ("hangup", d, &[]),
+            AudioLevel(d) => ("audio_level", d, &[]),
+            Break(d) => ("break", d, &[]),
+            Callflow(d) => ("callflow", d, &[]),
+            Hold(d) => ("hold", d, &[]),
+            Intercept(d) => ("intercept", d, &[]),
+            Move(d) => ("move", d, &[]),
+            Park(d) => ("park", d, &[]),
+            RecordCall(d) => ("record_call", d, &[]),
+            Resume(d) => ("resume", d, &[]),
+            Say(d) => ("say", d, &[]),
+            Tts(d) => ("tts", d, &[]),
+            Unpark(d) => ("unpark", d, &[]),
         };
-        Ok((action, Value::Object(object(&extra.data, "--data")?)))
+        let mut data = object(&extra.data, "--data")?;
+        for (key, value) in options {
+            if let Some(v) = value {
+                data.insert((*key).into(), json!(v));
+            }
+        }
+        Ok((action, Value::Object(data)))
     }
 }
 
