@@ -40,13 +40,8 @@ pub async fn handle<P: Publish>(
     let env = Envelope::read(&req);
     let outcome = carry_out(registry, identity, publisher, &req).await;
     log(&env, &req, &outcome);
+    // Without both there is nowhere to answer, or nothing to correlate it by.
     let (Some(to), Some(msg_id)) = (&env.reply_to, &env.msg_id) else {
-        if env.reply_to.is_some() {
-            warn!(
-                call_id = env.call_id.as_deref().unwrap_or_default(),
-                "command request has no Msg-ID; not answered"
-            );
-        }
         return None;
     };
     let body = reply_body(identity, msg_id, env.call_id.as_deref(), &outcome);
@@ -77,7 +72,7 @@ fn log(env: &Envelope, req: &Value, outcome: &Result<(), CommandError>) {
         .get("Action")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let answered = env.reply_to.is_some();
+    let answered = env.reply_to.is_some() && env.msg_id.is_some();
     match outcome {
         Ok(()) => info!(
             call_id,
