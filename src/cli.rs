@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::bus::{BusClient, Collect, Topology};
 use crate::cluster;
+use crate::commands::cli::CommandArgs;
 use crate::config::Settings;
 use crate::kapi::envelope::APP_NAME;
 use crate::simulate::{self, SimulateArgs};
@@ -55,6 +56,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Act on a live channel through the workers (prints the real outcome).
+    Command(CommandArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -78,6 +81,10 @@ pub fn main() -> ExitCode {
         }
         Command::Run => runtime().block_on(run(settings)),
         Command::Status { timeout, json } => runtime().block_on(status(settings, timeout, json)),
+        Command::Command(args) => {
+            logging::init(&settings.log);
+            runtime().block_on(crate::commands::cli::run(&settings.amqp.url, &args))
+        }
         Command::Simulate(mut args) => {
             logging::init(&settings.log);
             args.progress = std::io::stderr().is_terminal();

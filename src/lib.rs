@@ -7,6 +7,7 @@
 pub mod bus;
 pub mod cli;
 pub mod cluster;
+pub mod commands;
 pub mod config;
 pub mod intake;
 pub mod kapi;

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::bus::{self, BusError, BusPublisher, Handler, ServeEnd, Topology};
 use crate::cluster::{self, warmup};
+use crate::commands;
 use crate::config::{Settings, redact_url};
 use crate::intake;
 use crate::kapi::request::Request;
@@ -162,7 +163,9 @@ fn request_handler(
     })
 }
 
-fn services(shared: &Arc<Shared>) -> Vec<Service> {
+/// `publisher` is the session's: handlers that publish before they reply
+/// (commands) use it through [`crate::kapi::Publish`].
+fn services(shared: &Arc<Shared>, publisher: &BusPublisher) -> Vec<Service> {
     let s = shared.clone();
     let prefetch = usize::from(shared.settings.amqp.prefetch);
     vec![
@@ -192,6 +195,25 @@ fn services(shared: &Arc<Shared>) -> Vec<Service> {
                 tracing::info!(msg_id = %req.msg_id, peer = %req.str("Node").unwrap_or_default(), parts = out.len(), "snapshot sent to a starting peer");
                 out
             }),
+        },
+        Service {
+            role: "commands",
+            // Requests are independent: handled in tasks (up to the prefetch), so a
+            // slow confirm does not hold the ones behind it.
+            concurrency: 8,
+            start: Start::WhenWarm,
+            handler: {
+                let (s, p) = (shared.clone(), publisher.clone());
+                Arc::new(move |msg| {
+                    let (s, p) = (s.clone(), p.clone());
+                    Box::pin(async move {
+                        commands::handle(&s.registry, &s.identity, &p, &msg.body)
+                            .await
+                            .into_iter()
+                            .collect()
+                    })
+                })
+            },
         },
     ]
 }
@@ -324,7 +346,7 @@ async fn session(
     bus::declare(&setup, &shared.topology).await?;
     let publisher = BusPublisher::open(&conn).await?;
     let stop = shutdown.child_token();
-    let (now, later): (Vec<Service>, Vec<Service>) = services(shared)
+    let (now, later): (Vec<Service>, Vec<Service>) = services(shared, &publisher)
         .into_iter()
         .partition(|s| s.start == Start::Now);
     // Each consumer is a task of its own, so a backlog of events never delays a request.

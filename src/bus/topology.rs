@@ -74,7 +74,7 @@ impl Topology {
                 q
             }));
         }
-        // Exchanges before queues is all that matters; files come sorted by name.
+        // `declare` does every exchange before any queue, so file order is free.
         t
     }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use jsonschema::error::ValidationErrorKind;
 use jsonschema::{Draft, Validator};
 use serde::Serialize;
 use serde_json::Value;
@@ -75,9 +76,19 @@ impl Schemas {
         };
         let errors: Vec<SchemaError> = v
             .iter_errors(doc)
-            .map(|e| SchemaError {
-                path: format!("{prefix}{}", e.instance_path()),
-                message: e.to_string(),
+            .map(|e| {
+                // A missing property is addressed by where it should be, so the
+                // path names the field to add, not only its parent.
+                let at = match e.kind() {
+                    ValidationErrorKind::Required {
+                        property: Value::String(p),
+                    } => e.instance_path().join(p.as_str()),
+                    _ => e.instance_path().clone(),
+                };
+                SchemaError {
+                    path: format!("{prefix}{at}"),
+                    message: e.to_string(),
+                }
             })
             .collect();
         if errors.is_empty() {
@@ -148,7 +159,14 @@ mod tests {
     fn errors_carry_json_pointers() {
         let bad = json!({"data": {"data": {"module": "hangup"}}});
         let errs = schemas().validate("metaflow", &bad, "/Data").unwrap_err();
-        assert!(errs.iter().any(|e| e.path == "/Data"), "{errs:?}");
+        assert!(errs.iter().any(|e| e.path == "/Data/module"), "{errs:?}");
+        let errs = schemas()
+            .validate("metaflow", &json!({"children": {"a/b": {}}}), "")
+            .unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.path == "/children/a~1b/module"),
+            "{errs:?}"
+        );
         let bad = json!({"module": 5});
         let errs = schemas().validate("metaflow", &bad, "/Data").unwrap_err();
         assert_eq!(errs[0].path, "/Data/module");

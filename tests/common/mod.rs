@@ -163,6 +163,28 @@ impl TestVhost {
     }
 }
 
+impl TestVhost {
+    /// `(ready, unacknowledged)` messages on `queue`, from `rabbitmqctl list_queues`.
+    pub fn queue_messages(&self, queue: &str) -> (u64, u64) {
+        let out = Command::new("rabbitmqctl")
+            .args(["-q", "list_queues", "-p", &self.name])
+            .args(["name", "messages_ready", "messages_unacknowledged"])
+            .output()
+            .expect("rabbitmqctl runs");
+        let listing = String::from_utf8_lossy(&out.stdout);
+        let line = listing
+            .lines()
+            .find(|l| l.split('\t').next() == Some(queue))
+            .unwrap_or_else(|| panic!("queue {queue} not listed in {listing}"));
+        let n: Vec<u64> = line
+            .split('\t')
+            .skip(1)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        (n[0], n[1])
+    }
+}
+
 impl Drop for TestVhost {
     fn drop(&mut self) {
         if !mgmt("DELETE", &format!("vhosts/{}", self.name)) {
