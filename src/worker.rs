@@ -30,6 +30,8 @@ pub struct Shared {
     pub registry: RwLock<Registry>,
     pub stats: Stats,
     pub started: Instant,
+    /// Connections for our own requests (warm-up, reconcile).
+    pub clients: bus::ClientPool,
     warm: AtomicBool,
     warmed_from: Mutex<String>,
     /// While warming, events wait here (in arrival order) for the snapshot.
@@ -50,12 +52,14 @@ impl Shared {
             ..RegistryConfig::default()
         });
         Arc::new(Self {
-            identity: Identity::new(node),
+            identity: Identity::new(node.clone()),
             topology: Topology::for_instance(&instance),
             instance,
             registry: RwLock::new(registry),
             stats: Stats::default(),
             started: Instant::now(),
+            clients: bus::client_pool(&settings.amqp.url, &format!("{node} requests"), 2)
+                .expect("a pool of a validated URL on the tokio runtime"),
             warm: AtomicBool::new(false),
             warmed_from: Mutex::new(String::new()),
             buffer: Mutex::new(None),
@@ -320,6 +324,7 @@ async fn supervise(
         }
         backoff = (backoff * 2).min(max);
     }
+    shared.clients.close();
     let _ = status.send(BusStatus::Stopped);
     info!(node = %shared.identity.node, "stopped");
 }

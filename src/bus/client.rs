@@ -17,10 +17,45 @@ use super::{BusError, BusPublisher, Topology, connect, declare};
 use crate::kapi::message::TARGETED;
 use crate::kapi::{Identity, Outgoing, PublishOutcome, new_msg_id};
 
+/// A pool of connections for clients (deadpool recycles broken ones).
+pub type ClientPool = deadpool_lapin::Pool;
+
+/// A pool of at most `size` client connections to `url`, opened on demand.
+pub fn client_pool(url: &str, connection_name: &str, size: usize) -> Result<ClientPool, BusError> {
+    let cfg = deadpool_lapin::Config {
+        url: Some(url.to_owned()),
+        pool: Some(deadpool_lapin::PoolConfig::new(size)),
+        ..Default::default()
+    };
+    let name = connection_name.to_owned();
+    cfg.create_pool(
+        move || lapin::ConnectionProperties::default().with_connection_name(name.as_str().into()),
+        deadpool_lapin::Runtime::Tokio1,
+    )
+    .map_err(|e| BusError::Pool(e.to_string()))
+}
+
+enum Conn {
+    Own(Connection),
+    Pooled(deadpool_lapin::Connection),
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Conn::Own(c) => c,
+            Conn::Pooled(c) => c,
+        }
+    }
+}
+
 type Waiters = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Value>>>>;
 
 pub struct BusClient {
-    conn: Connection,
+    conn: Conn,
+    /// The reply queue's channel (exclusive: the queue goes with it).
+    replies: lapin::Channel,
     publisher: BusPublisher,
     reply_queue: String,
     waiters: Waiters,
@@ -66,7 +101,21 @@ impl BusClient {
     /// Connects, declares Kazoo's exchanges, and opens a private reply queue
     /// named like a Kazoo one (`<app>@<host>-<id>`).
     pub async fn connect(url: &str, app_name: &str) -> Result<Self, BusError> {
-        let conn = connect(url, app_name).await?;
+        Self::on(Conn::Own(connect(url, app_name).await?), app_name).await
+    }
+
+    /// A client on a connection of `pool`, which goes back to the pool when the
+    /// client is closed: the worker's occasional requests (warm-up, reconcile)
+    /// reuse one connection instead of opening one each time.
+    pub async fn from_pool(pool: &ClientPool, app_name: &str) -> Result<Self, BusError> {
+        let conn = pool
+            .get()
+            .await
+            .map_err(|e| BusError::Pool(e.to_string()))?;
+        Self::on(Conn::Pooled(conn), app_name).await
+    }
+
+    async fn on(conn: Conn, app_name: &str) -> Result<Self, BusError> {
         let ch = conn.create_channel().await?;
         let mut exchanges = Topology::for_instance("client");
         exchanges.queues.clear();
@@ -134,6 +183,7 @@ impl BusClient {
         let publisher = BusPublisher::open(&conn).await?;
         Ok(Self {
             conn,
+            replies: ch,
             publisher,
             reply_queue,
             waiters,
@@ -226,6 +276,14 @@ impl BusClient {
     }
 
     pub async fn close(self) {
-        let _ = self.conn.close(200, "bye".into()).await;
+        match self.conn {
+            Conn::Own(c) => {
+                let _ = c.close(200, "bye".into()).await;
+            }
+            Conn::Pooled(_) => {
+                let _ = self.replies.close(200, "bye".into()).await;
+                let _ = self.publisher.channel().close(200, "bye".into()).await;
+            }
+        }
     }
 }

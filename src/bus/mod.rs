@@ -13,7 +13,7 @@ use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-pub use client::{BusClient, Collect};
+pub use client::{BusClient, ClientPool, Collect, client_pool};
 pub use consume::{Handler, HandlerFuture, ServeEnd, consumer};
 pub use publisher::BusPublisher;
 pub use topology::Topology;
@@ -26,6 +26,8 @@ pub enum BusError {
     Amqp(#[from] lapin::Error),
     #[error("topology: {0}")]
     Topology(String),
+    #[error("connection pool: {0}")]
+    Pool(String),
 }
 
 /// Opens one connection. No lapin auto-recovery: the worker supervises whole

@@ -88,7 +88,7 @@ pub async fn reconcile(shared: &Shared, min_age: u64, batch: usize) -> usize {
     if candidates.is_empty() {
         return 0;
     }
-    let client = match BusClient::connect(&shared.settings.amqp.url, APP_NAME).await {
+    let client = match BusClient::from_pool(&shared.clients, APP_NAME).await {
         Ok(c) => c.with_node(&shared.identity.node),
         Err(error) => {
             warn!(%error, "reconcile skipped: cannot reach the broker");

@@ -35,7 +35,7 @@ impl fmt::Display for Source {
 /// empties it). Returns the source and how many channels were added.
 pub async fn run(shared: &Shared) -> Result<(Source, usize), BusError> {
     let cfg = &shared.settings.cluster;
-    let client = BusClient::connect(&shared.settings.amqp.url, APP_NAME)
+    let client = BusClient::from_pool(&shared.clients, APP_NAME)
         .await?
         .with_node(&shared.identity.node);
     let result = from_peer(
