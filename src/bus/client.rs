@@ -25,7 +25,6 @@ pub fn client_pool(url: &str, connection_name: &str, size: usize) -> Result<Clie
     let cfg = deadpool_lapin::Config {
         url: Some(url.to_owned()),
         pool: Some(deadpool_lapin::PoolConfig::new(size)),
-        ..Default::default()
     };
     let name = connection_name.to_owned();
     cfg.create_pool(
