@@ -78,17 +78,23 @@ async fn serve(
         )
         .await?;
     let mut inflight: JoinSet<Result<(), BusError>> = JoinSet::new();
+    let mut stopping = false;
     let end = loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => {
-                let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
-                break ServeEnd::Shutdown;
+            // Stop taking new deliveries, but handle those already delivered to
+            // us: the stream yields them, then ends once the cancel is done.
+            _ = shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                if channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await.is_err() {
+                    break ServeEnd::Shutdown;
+                }
             }
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                 done.map_err(|e| BusError::Topology(format!("handler task failed: {e}")))??;
             }
             next = consumer.next() => match next {
+                None if stopping => break ServeEnd::Shutdown,
                 None => break ServeEnd::Cancelled,
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(mut d)) => {
