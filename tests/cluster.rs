@@ -249,3 +249,351 @@ async fn reconcile_drops_what_ecallmgr_reports_terminated() {
     client.close().await;
     w.shutdown().await;
 }
+
+/// What Crossbar sends for `GET /v2/accounts/{A}/channels`.
+fn account_query(account: &str) -> serde_json::Map<String, Value> {
+    let v = json!({"Account-ID": account, "Active-Only": false, "Usernames": []});
+    v.as_object().unwrap().clone()
+}
+
+fn uuids(reply: &Value) -> BTreeSet<String> {
+    reply["Channels"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["uuid"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sends `queries` account queries (round-robin over `accounts` and `clients`)
+/// all at once; returns, per query, its account and every reply it got.
+async fn query_burst(
+    clients: &[kazoo_channels::bus::BusClient],
+    accounts: &[String],
+    queries: usize,
+    window: Duration,
+) -> Vec<(String, Vec<Value>)> {
+    let asks = (0..queries).map(|i| {
+        let account = accounts[i % accounts.len()].clone();
+        let client = &clients[i % clients.len()];
+        async move {
+            let rk = format!("call.status_req.{account}");
+            let replies = client
+                .request(
+                    "callevt",
+                    &rk,
+                    "call_event",
+                    "query_account_channels_req",
+                    account_query(&account),
+                    Collect::all(window),
+                )
+                .await
+                .unwrap();
+            (account, replies)
+        }
+    });
+    futures_util::future::join_all(asks).await
+}
+
+fn accounts_of(w: &WorkerHandle) -> Vec<String> {
+    let set: BTreeSet<String> = w
+        .registry()
+        .iter()
+        .filter_map(|c| c.account_id.as_deref().map(str::to_owned))
+        .collect();
+    set.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_answer_each_query_exactly_once() {
+    let vh = TestVhost::new("threeinst");
+    let workers = [vh.worker().await, vh.worker().await, vh.worker().await];
+    simulate::run(
+        &vh.url(),
+        &SimulateArgs {
+            accounts: 25,
+            ..sim(500, 4000.0, true)
+        },
+    )
+    .await
+    .unwrap();
+    for w in &workers {
+        assert!(eventually(Duration::from_secs(30), || w.registry().len() == 1000).await);
+    }
+    let accounts = accounts_of(&workers[0]);
+    assert_eq!(accounts.len(), 25);
+    let clients = [
+        vh.client("crossbar").await,
+        vh.client("crossbar").await,
+        vh.client("callflow").await,
+    ];
+    let results = query_burst(&clients, &accounts, 1000, Duration::from_millis(2500)).await;
+    let mut by_node: std::collections::BTreeMap<String, usize> = Default::default();
+    for (account, replies) in &results {
+        assert_eq!(
+            replies.len(),
+            1,
+            "exactly one answer for {account}: {replies:?}"
+        );
+        let expected: BTreeSet<String> = workers[0]
+            .registry()
+            .by_account(account)
+            .map(|c| c.uuid.to_string())
+            .collect();
+        assert_eq!(
+            uuids(&replies[0]),
+            expected,
+            "the full channel set of {account}"
+        );
+        *by_node
+            .entry(replies[0]["Node"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        by_node.len(),
+        3,
+        "the queries were spread over the three instances: {by_node:?}"
+    );
+    for c in &clients {
+        assert_eq!(c.stray_replies(), 0, "no late or unmatched replies");
+    }
+    for c in clients {
+        c.close().await;
+    }
+    for w in workers {
+        w.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_instance_answers_its_first_query_with_everything() {
+    let vh = TestVhost::new("newanswers");
+    let mut system_wide = vh.settings();
+    system_wide.queries.system_wide_listing = true;
+    let peers = [
+        vh.worker_with(system_wide.clone()).await,
+        vh.worker_with(system_wide.clone()).await,
+    ];
+    simulate::run(&vh.url(), &sim(1000, 4000.0, true))
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || peers
+            .iter()
+            .all(|p| p.registry().len() == 2000))
+        .await
+    );
+    system_wide.cluster.snapshot_timeout_ms = 3000;
+    let newcomer = vh.worker_with(system_wide).await;
+    // Only the newcomer is left to answer.
+    for p in peers {
+        p.shutdown().await;
+    }
+    let client = vh.client("crossbar").await;
+    let replies = client
+        .request(
+            "callevt",
+            "call.status_req.all",
+            "call_event",
+            "query_account_channels_req",
+            account_query("all"),
+            Collect::first(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["Node"], newcomer.shared.identity.node.as_str());
+    assert_eq!(
+        uuids(&replies[0]).len(),
+        2000,
+        "its first answer lists all 2,000 channels"
+    );
+    client.close().await;
+    newcomer.shutdown().await;
+}
+
+/// A worker as a child process of the built binary, on `vh`.
+fn spawn_binary(vh: &TestVhost, extra: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"));
+    cmd.arg("run")
+        .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
+        .env("KAZOO_CHANNELS__LOG__SUMMARY_INTERVAL_SECS", "0")
+        .env("KAZOO_CHANNELS__CLUSTER__SNAPSHOT_TIMEOUT_MS", "1500")
+        .env("KAZOO_CHANNELS__CLUSTER__SEED_TIMEOUT_MS", "300")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("worker binary starts")
+}
+
+/// Status replies from every instance, once `n` of them say they are warm with `channels`.
+async fn wait_for_instances(vh: &TestVhost, n: usize, channels: u64) -> Vec<Value> {
+    let client = vh.client("operator").await;
+    let mut last = Vec::new();
+    for _ in 0..60 {
+        last = client
+            .request(
+                "callctl",
+                cluster::STATUS_ROUTING_KEY,
+                "channels",
+                "status_req",
+                Default::default(),
+                Collect::all(Duration::from_millis(500)),
+            )
+            .await
+            .unwrap();
+        if last.len() == n
+            && last
+                .iter()
+                .all(|r| r["State"] == "warm" && r["Channels"] == channels)
+        {
+            break;
+        }
+    }
+    client.close().await;
+    assert_eq!(last.len(), n, "{last:?}");
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_an_instance_mid_flight_loses_no_query() {
+    let vh = TestVhost::new("kill");
+    let mut children = vec![
+        spawn_binary(&vh, &[]),
+        spawn_binary(&vh, &[]),
+        spawn_binary(&vh, &[]),
+    ];
+    wait_for_instances(&vh, 3, 0).await;
+    simulate::run(
+        &vh.url(),
+        &SimulateArgs {
+            accounts: 25,
+            ..sim(500, 4000.0, true)
+        },
+    )
+    .await
+    .unwrap();
+    let status = wait_for_instances(&vh, 3, 1000).await;
+    let nodes: Vec<String> = status
+        .iter()
+        .map(|r| r["Node"].as_str().unwrap().to_owned())
+        .collect();
+
+    // Learn the accounts and their channel sets from one answer each.
+    let clients = [
+        vh.client("crossbar").await,
+        vh.client("crossbar").await,
+        vh.client("crossbar").await,
+    ];
+    let mut observer = vh.settings();
+    observer.cluster.snapshot_timeout_ms = 3000;
+    let observer = vh.worker_with(observer).await;
+    let accounts = accounts_of(&observer);
+    observer.shutdown().await;
+    assert_eq!(accounts.len(), 25);
+
+    // Kill one instance (SIGKILL: no goodbye) while the burst is being answered.
+    let victim = children.remove(0);
+    let killer = tokio::spawn(async move {
+        let mut victim = victim;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+    });
+    let results = query_burst(&clients, &accounts, 1000, Duration::from_millis(3000)).await;
+    killer.await.unwrap();
+    let live: Vec<String> = wait_for_instances(&vh, 2, 1000)
+        .await
+        .iter()
+        .map(|r| r["Node"].as_str().unwrap().to_owned())
+        .collect();
+    let victim_node = nodes
+        .iter()
+        .find(|n| !live.contains(n))
+        .expect("one node is gone")
+        .clone();
+
+    let mut twice = 0;
+    let mut sets: std::collections::BTreeMap<&str, BTreeSet<String>> = Default::default();
+    for (account, replies) in &results {
+        assert!(!replies.is_empty(), "query for {account} unanswered");
+        assert!(replies.len() <= 2, "answered {} times", replies.len());
+        for r in replies {
+            let got = uuids(r);
+            assert_eq!(got.len(), 40, "the full set of {account}");
+            let expected = sets.entry(account).or_insert_with(|| got.clone());
+            assert_eq!(&got, expected, "every instance answers with the same set");
+        }
+        if replies.len() == 2 {
+            twice += 1;
+            // Only a request in flight on the killed instance can be answered twice:
+            // it answered, died before its ack, and another instance got it again.
+            let answered_by: Vec<&str> =
+                replies.iter().filter_map(|r| r["Node"].as_str()).collect();
+            assert!(
+                answered_by.contains(&victim_node.as_str()),
+                "answered twice by live instances: {answered_by:?}"
+            );
+        }
+    }
+    eprintln!("{twice} of 1000 queries were answered twice (in flight on the killed instance)");
+    for c in clients {
+        c.close().await;
+    }
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
+    let vh = TestVhost::new("sigterm");
+    let child = spawn_binary(&vh, &[]);
+    wait_for_instances(&vh, 1, 0).await;
+    simulate::run(
+        &vh.url(),
+        &SimulateArgs {
+            accounts: 4,
+            ..sim(40, 4000.0, true)
+        },
+    )
+    .await
+    .unwrap();
+    wait_for_instances(&vh, 1, 80).await;
+    let mut observer = vh.settings();
+    observer.cluster.snapshot_timeout_ms = 3000;
+    let observer = vh.worker_with(observer).await;
+    let accounts = accounts_of(&observer);
+    observer.shutdown().await;
+
+    let clients = [vh.client("crossbar").await, vh.client("crossbar").await];
+    let pid = child.id().to_string();
+    let terminator = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    });
+    let results = query_burst(&clients, &accounts, 200, Duration::from_millis(2500)).await;
+    terminator.await.unwrap();
+    let answered = results.iter().filter(|(_, r)| r.len() == 1).count();
+    assert_eq!(
+        answered, 200,
+        "every request in flight at SIGTERM is answered, once"
+    );
+    let mut child = child;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    for c in clients {
+        c.close().await;
+    }
+}
