@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::bus::Topology;
 use crate::config::Settings;
+use crate::queries::{self, client::QueryArgs};
 use crate::simulate::{self, SimulateArgs};
 use crate::{logging, worker};
 
@@ -42,6 +43,8 @@ pub enum Command {
     },
     /// Publish simulated Kazoo call events to the broker.
     Simulate(SimulateArgs),
+    /// Ask the bus for channels, as Crossbar asks (any ecallmgr or kazoo-channels answers).
+    Query(QueryArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => runtime().block_on(run(settings)),
+        Command::Query(args) => runtime().block_on(queries::client::main(&settings, &args)),
         Command::Simulate(mut args) => {
             logging::init(&settings.log);
             args.progress = std::io::stderr().is_terminal();

@@ -15,6 +15,7 @@ use crate::bus::{self, BusError, BusPublisher, Handler, ServeEnd, Topology};
 use crate::config::{Settings, redact_url};
 use crate::intake;
 use crate::kapi::Identity;
+use crate::queries;
 use crate::registry::{Registry, RegistryConfig};
 use crate::stats::Stats;
 
@@ -85,14 +86,34 @@ pub struct Service {
 
 fn services(shared: &Arc<Shared>) -> Vec<Service> {
     let s = shared.clone();
-    vec![Service {
-        role: "events",
-        concurrency: 1,
-        handler: Arc::new(move |msg| {
-            intake::apply_event(&s.registry, &s.stats, &msg);
-            Box::pin(std::future::ready(Vec::new()))
-        }),
-    }]
+    let q = shared.clone();
+    vec![
+        Service {
+            role: "events",
+            concurrency: 1,
+            handler: Arc::new(move |msg| {
+                intake::apply_event(&s.registry, &s.stats, &msg);
+                Box::pin(std::future::ready(Vec::new()))
+            }),
+        },
+        Service {
+            role: "queries",
+            // As many at once as the broker hands us; each is a short read.
+            concurrency: usize::from(shared.settings.amqp.prefetch),
+            handler: Arc::new(move |msg| {
+                let q = q.clone();
+                Box::pin(async move {
+                    queries::respond(
+                        &q.registry,
+                        &q.identity,
+                        &q.settings.queries,
+                        &q.stats,
+                        &msg,
+                    )
+                })
+            }),
+        },
+    ]
 }
 
 pub struct WorkerHandle {

@@ -4,17 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-/// Every file of `amqp-bindings/`, in declaration order (exchanges first).
-const FILES: &[(&str, &str)] = &[
-    (
-        "exchanges.json",
-        include_str!("../../amqp-bindings/exchanges.json"),
-    ),
-    (
-        "events.json",
-        include_str!("../../amqp-bindings/events.json"),
-    ),
-];
+/// Every file of `amqp-bindings/` (file stem, text), sorted by name; `build.rs`
+/// embeds them, so a new file is picked up without touching code.
+const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/amqp_bindings.rs"));
 
 /// Stands for the instance id in per-instance queue names.
 pub const INSTANCE_PLACEHOLDER: &str = "{instance}";
@@ -83,7 +75,7 @@ impl Topology {
                 q
             }));
         }
-        // Exchanges before queues is all that matters; files come sorted by name.
+        // `declare` does every exchange before any queue, so file order is free.
         t
     }
 
@@ -152,6 +144,28 @@ mod tests {
             q.bindings
                 .iter()
                 .any(|b| b.routing_key == "call.CHANNEL_DESTROY.*")
+        );
+    }
+
+    #[test]
+    fn query_queue_is_shared_and_drops_stale_requests() {
+        let (a, b) = (Topology::for_instance("i1"), Topology::for_instance("i2"));
+        let q = a.queue("queries").unwrap();
+        assert_eq!(
+            q.name,
+            b.queue("queries").unwrap().name,
+            "one queue for all"
+        );
+        assert!(!q.exclusive && !q.auto_delete);
+        // Crossbar waits 2 s (kz_amqp_worker's default); nothing older is answered.
+        assert_eq!(q.arguments["x-message-ttl"], 2000);
+        assert_eq!(q.bindings.len(), 1);
+        assert_eq!(
+            (
+                q.bindings[0].exchange.as_str(),
+                q.bindings[0].routing_key.as_str()
+            ),
+            ("callevt", "call.status_req.*")
         );
     }
 
