@@ -301,6 +301,8 @@ fn spawn_housekeeping(shared: &Arc<Shared>, shutdown: &CancellationToken) {
                 events_rejected_per_s = format!("{:.1}", (r - rejected) as f64 / secs),
                 events_applied_total = a,
                 events_rejected_total = r,
+                queries_answered_total = Stats::get(&s.stats.requests_answered),
+                queries_rejected_total = Stats::get(&s.stats.requests_rejected),
                 "summary"
             );
             (applied, rejected) = (a, r);

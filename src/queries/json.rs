@@ -12,6 +12,7 @@
 use serde_json::value::RawValue;
 
 /// True when `s` can go between quotes unchanged.
+#[inline]
 fn is_plain(s: &str) -> bool {
     // No early exit: the fold compiles to a vector loop.
     !s.bytes().fold(false, |bad, b| {
@@ -20,6 +21,7 @@ fn is_plain(s: &str) -> bool {
 }
 
 /// Appends `s` as a JSON string.
+#[inline]
 pub fn string(out: &mut Vec<u8>, s: &str) {
     if is_plain(s) {
         out.reserve(s.len() + 2);
@@ -27,8 +29,14 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
     } else {
-        serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+        escaped(out, s);
     }
+}
+
+/// The rare string with something to escape: serde_json's escaping.
+#[cold]
+fn escaped(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
 }
 
 /// The members of one JSON object, written as they come.
@@ -51,6 +59,7 @@ impl<'a> Obj<'a> {
         Self { out, empty: false }
     }
 
+    #[inline]
     fn separate(&mut self) {
         if !self.empty {
             self.out.push(b',');
@@ -59,8 +68,10 @@ impl<'a> Obj<'a> {
     }
 
     /// Writes `"key":` and returns the buffer for the value.
+    #[inline]
     pub fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
         debug_assert!(is_plain(key), "keys are our constants");
+        self.out.reserve(key.len() + 4);
         self.separate();
         self.out.push(b'"');
         self.out.extend_from_slice(key.as_bytes());
@@ -76,17 +87,20 @@ impl<'a> Obj<'a> {
         self.out
     }
 
+    #[inline]
     pub fn str(&mut self, key: &'static str, value: &str) {
         string(self.key(key), value);
     }
 
     /// Unknown values are omitted, never `null`.
+    #[inline]
     pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
         if let Some(v) = value {
             self.str(key, v);
         }
     }
 
+    #[inline]
     pub fn bool(&mut self, key: &'static str, value: bool) {
         let v: &[u8] = if value { b"true" } else { b"false" };
         self.key(key).extend_from_slice(v);

@@ -55,7 +55,12 @@ pub fn answer(
     now_gregorian: u64,
 ) -> Answer {
     let body = match &req.query {
-        Query::Account(scope) => Some(Body::List(account_channels(reg, settings, scope))),
+        Query::Account(scope) => Some(Body::List(account_channels(
+            reg,
+            settings,
+            scope,
+            &req.msg_id,
+        ))),
         Query::User(q) => {
             let found = user_channels(reg, q);
             (!found.is_empty() || !q.active_only).then_some(Body::List(found))
@@ -169,12 +174,14 @@ fn account_channels<'r>(
     reg: &'r Registry,
     settings: &QuerySettings,
     scope: &AccountScope,
+    msg_id: &str,
 ) -> Vec<&'r Channel> {
     match scope {
         AccountScope::Id(id) => reg.by_account(id).collect(),
         AccountScope::All if settings.system_wide_listing => reg.iter().collect(),
         AccountScope::All => {
             warn!(
+                msg_id,
                 "Account-ID \"all\" asked, but queries.system_wide_listing is off: answering with no channels"
             );
             Vec::new()
