@@ -134,6 +134,17 @@ async fn answered(c: &BusClient, name: &str, rk: &str, keys: Value) -> Value {
     r.remove(0)
 }
 
+/// Crossbar's account query, answered.
+async fn account_query(c: &BusClient, account: &str) -> Value {
+    answered(
+        c,
+        "query_account_channels_req",
+        &status_req_key(account),
+        json!({"Account-ID": account, "Active-Only": false, "Usernames": []}),
+    )
+    .await
+}
+
 /// Asserts that nothing answers within [`SILENCE`].
 async fn silent(c: &BusClient, name: &str, rk: &str, keys: Value) {
     let r = ask(c, name, rk, keys.clone(), Collect::all(SILENCE)).await;
@@ -210,6 +221,19 @@ async fn until_answered(w: &WorkerHandle, calls: &[&str]) {
     );
 }
 
+/// A private vhost, a worker on it and a requester named `app`.
+async fn start(vhost: &str, app: &str) -> (TestVhost, WorkerHandle, BusClient) {
+    let vh = TestVhost::new(vhost);
+    let w = vh.worker().await;
+    let c = vh.client(app).await;
+    (vh, w, c)
+}
+
+async fn stop(c: BusClient, w: WorkerHandle) {
+    c.close().await;
+    w.shutdown().await;
+}
+
 async fn cli(vh: &TestVhost, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"))
         .args(args)
@@ -222,9 +246,7 @@ async fn cli(vh: &TestVhost, args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_query_gives_crossbar_the_seed_fields() {
-    let vh = TestVhost::new("q-account");
-    let w = vh.worker().await;
-    let c = vh.client("crossbar").await;
+    let (vh, w, c) = start("q-account", "crossbar").await;
     let (account, other_account) = (hex_id(), hex_id());
     let call = sip_call_id();
     let other_call = sip_call_id();
@@ -295,13 +317,7 @@ async fn account_query_gives_crossbar_the_seed_fields() {
             .is_some_and(|c| c.other_leg.is_some()))
         .await
     );
-    let r = answered(
-        &c,
-        "query_account_channels_req",
-        &status_req_key(&account),
-        json!({"Account-ID": account, "Active-Only": false, "Usernames": []}),
-    )
-    .await;
+    let r = account_query(&c, &account).await;
     let ch = &r["Channels"][0];
     assert_eq!(ch["other_leg"], "5e0c1c3a-2b7d-4a4f-9a51-0f2e7b7e6c11");
     let doc = fixture("crossbar-channels.md.get-account-channels.response.json");
@@ -317,30 +333,12 @@ async fn account_query_gives_crossbar_the_seed_fields() {
     }
 
     // An account with no channels: an empty array. `all` is not allowed by default.
-    let r = answered(
-        &c,
-        "query_account_channels_req",
-        &status_req_key(&hex_id()),
-        json!({"Account-ID": hex_id()}),
-    )
-    .await;
+    let r = account_query(&c, &hex_id()).await;
     assert_eq!(r["Channels"], json!([]));
-    let r = answered(
-        &c,
-        "query_account_channels_req",
-        "call.status_req.all",
-        json!({"Account-ID": "all"}),
-    )
-    .await;
+    let r = account_query(&c, "all").await;
     assert_eq!(r["Channels"], json!([]));
     // The other account sees only its own.
-    let r = answered(
-        &c,
-        "query_account_channels_req",
-        &status_req_key(&other_account),
-        json!({"Account-ID": other_account}),
-    )
-    .await;
+    let r = account_query(&c, &other_account).await;
     assert_eq!(uuids(&r), vec![other_call.clone()]);
 
     // The table form and the exit status when nobody answers.
@@ -373,13 +371,7 @@ async fn system_wide_listing_is_the_operators_choice() {
     }
     let ids: Vec<&str> = calls.iter().map(String::as_str).collect();
     until_answered(&w, &ids).await;
-    let r = answered(
-        &c,
-        "query_account_channels_req",
-        "call.status_req.all",
-        json!({"Account-ID": "all", "Active-Only": false, "Usernames": []}),
-    )
-    .await;
+    let r = account_query(&c, "all").await;
     assert_eq!(uuids(&r), sorted(calls));
     // Still silent without an Account-ID at all.
     silent(
@@ -389,15 +381,12 @@ async fn system_wide_listing_is_the_operators_choice() {
         json!({}),
     )
     .await;
-    c.close().await;
-    w.shutdown().await;
+    stop(c, w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_queries_match_as_ecallmgr_matches() {
-    let vh = TestVhost::new("q-user");
-    let w = vh.worker().await;
-    let c = vh.client("crossbar").await;
+    let (_vh, w, c) = start("q-user", "crossbar").await;
     let (acct, other) = (hex_id(), hex_id());
     let alice = Device::new(&acct, "one.realm.example", "alice");
     let bob = Device::new(&acct, "one.realm.example", "bob");
@@ -509,15 +498,12 @@ async fn user_queries_match_as_ecallmgr_matches() {
         3,
         "the wrong types"
     );
-    c.close().await;
-    w.shutdown().await;
+    stop(c, w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channel_status_and_auth_id_queries() {
-    let vh = TestVhost::new("q-channels");
-    let w = vh.worker().await;
-    let c = vh.client("crossbar").await;
+    let (_vh, w, c) = start("q-channels", "crossbar").await;
     let acct = hex_id();
     let dev = Device::new(&acct, "r.example", "dave");
     let (x, y) = (
@@ -616,15 +602,12 @@ async fn channel_status_and_auth_id_queries() {
         ),
     )
     .await;
-    c.close().await;
-    w.shutdown().await;
+    stop(c, w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pid_server_id_is_answered_on_its_queue_with_deliver_to_pid() {
-    let vh = TestVhost::new("q-pid");
-    let w = vh.worker().await;
-    let c = vh.client("callflow").await;
+    let (vh, w, c) = start("q-pid", "callflow").await;
     let call = sip_call_id();
     Device::new(&hex_id(), "r.example", "erin")
         .call(&c, &call)
@@ -700,15 +683,12 @@ async fn a_pid_server_id_is_answered_on_its_queue_with_deliver_to_pid() {
     assert_eq!(reply["Msg-ID"], "pid-request-1");
     assert_eq!(reply["Status"], "active");
     conn.close(200, "bye".into()).await.unwrap();
-    c.close().await;
-    w.shutdown().await;
+    stop(c, w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswerable_requests_are_acked_logged_and_silent() {
-    let vh = TestVhost::new("q-bad");
-    let w = vh.worker().await;
-    let c = vh.client("crossbar").await;
+    let (vh, w, c) = start("q-bad", "crossbar").await;
     let acct = hex_id();
     let base = json!({
         "App-Name": "crossbar", "App-Version": "4.0.0", "Event-Category": "call_event",
@@ -743,13 +723,7 @@ async fn unanswerable_requests_are_acked_logged_and_silent() {
             .unwrap();
     }
     // A good request behind them is answered: nothing got stuck.
-    let r = answered(
-        &c,
-        "query_account_channels_req",
-        &rk,
-        json!({"Account-ID": acct}),
-    )
-    .await;
+    let r = account_query(&c, &acct).await;
     assert_eq!(r["Channels"], json!([]));
     assert!(
         eventually(WAIT, || Stats::get(&w.shared.stats.requests_rejected) == n).await,
@@ -760,26 +734,8 @@ async fn unanswerable_requests_are_acked_logged_and_silent() {
     assert_eq!(c.stray_replies(), 0, "no reply to any bad request");
     // Acked, never requeued: the queue is empty.
     let q = &w.shared.topology.queue("queries").unwrap().name;
-    let listing = std::process::Command::new("rabbitmqctl")
-        .args([
-            "-q",
-            "list_queues",
-            "-p",
-            &vh.name,
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ])
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
-    let line = listing
-        .lines()
-        .find(|l| l.starts_with(q.as_str()))
-        .expect("query queue listed");
-    assert!(line.ends_with("\t0\t0"), "messages left on {line}");
-    c.close().await;
-    w.shutdown().await;
+    assert_eq!(vh.queue_depth(q), Some((0, 0)), "messages left on {q}");
+    stop(c, w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -805,16 +761,9 @@ async fn a_request_older_than_crossbar_waits_is_never_answered() {
     let (stale, w) = tokio::join!(stale, later);
     assert!(stale.is_empty(), "answered late: {stale:?}");
     assert_eq!(c.stray_replies(), 0);
-    let r = answered(
-        &c,
-        "query_account_channels_req",
-        &rk,
-        json!({"Account-ID": acct}),
-    )
-    .await;
+    let r = account_query(&c, &acct).await;
     assert_eq!(r["Channels"], json!([]));
-    c.close().await;
-    w.shutdown().await;
+    stop(c, w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -854,9 +803,7 @@ async fn instances_share_the_query_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_queries_are_each_answered_once() {
-    let vh = TestVhost::new("q-load");
-    let w = vh.worker().await;
-    let feeder = vh.client("ecallmgr").await;
+    let (vh, w, feeder) = start("q-load", "ecallmgr").await;
     let devices: Vec<Device> = (0..5)
         .map(|i| Device::new(&hex_id(), &format!("r{i}.example"), &format!("user{i}")))
         .collect();
@@ -950,6 +897,5 @@ async fn a_thousand_concurrent_queries_are_each_answered_once() {
     for c in clients {
         c.close().await;
     }
-    feeder.close().await;
-    w.shutdown().await;
+    stop(feeder, w).await;
 }

@@ -118,6 +118,29 @@ impl TestVhost {
             .expect("client connects")
     }
 
+    /// (messages ready, messages unacknowledged) of a queue of this vhost.
+    pub fn queue_depth(&self, queue: &str) -> Option<(u64, u64)> {
+        let out = Command::new("rabbitmqctl")
+            .args([
+                "-q",
+                "list_queues",
+                "-p",
+                &self.name,
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+            ])
+            .output()
+            .expect("rabbitmqctl runs");
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let mut f = l.split('\t');
+            if f.next()? != queue {
+                return None;
+            }
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+    }
+
     /// `rabbitmqctl list_bindings` for this vhost: (source, destination, routing key).
     pub fn bindings(&self) -> Vec<(String, String, String)> {
         let out = Command::new("rabbitmqctl")
