@@ -103,7 +103,8 @@ pub fn answer(
     }
 }
 
-/// Decodes and answers one request body (what the worker and the benches run).
+/// Decodes and answers one request body: [`respond`] without the lock, logs and
+/// counts, for tests and benches.
 pub fn handle(
     reg: &Registry,
     identity: &Identity,
