@@ -14,6 +14,7 @@ use crate::cluster;
 use crate::commands::cli::CommandArgs;
 use crate::config::Settings;
 use crate::kapi::envelope::APP_NAME;
+use crate::queries::{self, client::QueryArgs};
 use crate::simulate::{self, SimulateArgs};
 use crate::{logging, worker};
 
@@ -58,6 +59,8 @@ pub enum Command {
     },
     /// Act on a live channel through the workers (prints the real outcome).
     Command(CommandArgs),
+    /// Ask the bus for channels, as Crossbar asks (any ecallmgr or kazoo-channels answers).
+    Query(QueryArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
             logging::init(&settings.log);
             runtime().block_on(crate::commands::cli::run(&settings.amqp.url, &args))
         }
+        Command::Query(args) => runtime().block_on(queries::client::main(&settings, &args)),
         Command::Simulate(mut args) => {
             logging::init(&settings.log);
             args.progress = std::io::stderr().is_terminal();

@@ -12,6 +12,7 @@ pub mod config;
 pub mod intake;
 pub mod kapi;
 pub mod logging;
+pub mod queries;
 pub mod registry;
 pub mod simulate;
 pub mod stats;

@@ -18,6 +18,7 @@ use crate::config::{Settings, redact_url};
 use crate::intake;
 use crate::kapi::request::Request;
 use crate::kapi::{Identity, Incoming, Outgoing};
+use crate::queries;
 use crate::registry::{Registry, RegistryConfig};
 use crate::stats::Stats;
 
@@ -215,6 +216,27 @@ fn services(shared: &Arc<Shared>, publisher: &BusPublisher) -> Vec<Service> {
                             .await
                             .into_iter()
                             .collect()
+                    })
+                })
+            },
+        },
+        Service {
+            role: "queries",
+            // As many at once as the broker hands us; each is a short read.
+            concurrency: prefetch,
+            start: Start::WhenWarm,
+            handler: {
+                let q = shared.clone();
+                Arc::new(move |msg| {
+                    let q = q.clone();
+                    Box::pin(async move {
+                        queries::respond(
+                            &q.registry,
+                            &q.identity,
+                            &q.settings.queries,
+                            &q.stats,
+                            &msg,
+                        )
                     })
                 })
             },
@@ -479,6 +501,8 @@ fn spawn_housekeeping(shared: &Arc<Shared>, shutdown: &CancellationToken) {
                 events_rejected_per_s = format!("{:.1}", (r - rejected) as f64 / secs),
                 events_applied_total = a,
                 events_rejected_total = r,
+                queries_answered_total = Stats::get(&s.stats.requests_answered),
+                queries_rejected_total = Stats::get(&s.stats.requests_rejected),
                 "summary"
             );
             (applied, rejected) = (a, r);

@@ -313,7 +313,7 @@ async fn three_instances_answer_each_query_exactly_once() {
     simulate::run(
         &vh.url(),
         &SimulateArgs {
-            accounts: 25,
+            accounts: 50,
             ..sim(500, 4000.0, true)
         },
     )
@@ -323,13 +323,19 @@ async fn three_instances_answer_each_query_exactly_once() {
         assert!(eventually(Duration::from_secs(30), || w.registry().len() == 1000).await);
     }
     let accounts = accounts_of(&workers[0]);
-    assert_eq!(accounts.len(), 25);
+    assert_eq!(accounts.len(), 50);
     let clients = [
         vh.client("crossbar").await,
         vh.client("crossbar").await,
         vh.client("callflow").await,
     ];
-    let results = query_burst(&clients, &accounts, 1000, Duration::from_millis(2500)).await;
+    let began = std::time::Instant::now();
+    let results = query_burst(&clients, &accounts, 1000, Duration::from_millis(4000)).await;
+    let unanswered = results.iter().filter(|(_, r)| r.is_empty()).count();
+    eprintln!("burst took {:?}; unanswered {unanswered}", began.elapsed());
+    for w in &workers {
+        eprintln!("{} answered {} rejected {} warm {}", w.shared.identity.node, Stats::get(&w.shared.stats.requests_answered), Stats::get(&w.shared.stats.requests_rejected), w.shared.is_warm());
+    }
     let mut by_node: std::collections::BTreeMap<String, usize> = Default::default();
     for (account, replies) in &results {
         assert_eq!(
@@ -414,8 +420,29 @@ async fn a_new_instance_answers_its_first_query_with_everything() {
     newcomer.shutdown().await;
 }
 
+/// A child process that is killed if the test ends without reaping it.
+struct ChildGuard(Option<std::process::Child>);
+
+impl ChildGuard {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map(|c| c.id()).unwrap_or_default()
+    }
+    fn take(&mut self) -> std::process::Child {
+        self.0.take().expect("child still held")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A worker as a child process of the built binary, on `vh`.
-fn spawn_binary(vh: &TestVhost, extra: &[(&str, &str)]) -> std::process::Child {
+fn spawn_binary(vh: &TestVhost, extra: &[(&str, &str)]) -> ChildGuard {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"));
     cmd.arg("run")
         .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
@@ -423,11 +450,12 @@ fn spawn_binary(vh: &TestVhost, extra: &[(&str, &str)]) -> std::process::Child {
         .env("KAZOO_CHANNELS__CLUSTER__SNAPSHOT_TIMEOUT_MS", "1500")
         .env("KAZOO_CHANNELS__CLUSTER__SEED_TIMEOUT_MS", "300")
         .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null());
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("worker binary starts")
+    ChildGuard(Some(cmd.spawn().expect("worker binary starts")))
 }
 
 /// Status replies from every instance, once `n` of them say they are warm with `channels`.
@@ -471,7 +499,7 @@ async fn killing_an_instance_mid_flight_loses_no_query() {
     simulate::run(
         &vh.url(),
         &SimulateArgs {
-            accounts: 25,
+            accounts: 50,
             ..sim(500, 4000.0, true)
         },
     )
@@ -494,17 +522,16 @@ async fn killing_an_instance_mid_flight_loses_no_query() {
     let observer = vh.worker_with(observer).await;
     let accounts = accounts_of(&observer);
     observer.shutdown().await;
-    assert_eq!(accounts.len(), 25);
+    assert_eq!(accounts.len(), 50);
 
     // Kill one instance (SIGKILL: no goodbye) while the burst is being answered.
-    let victim = children.remove(0);
+    let mut victim = children.remove(0).take();
     let killer = tokio::spawn(async move {
-        let mut victim = victim;
         tokio::time::sleep(Duration::from_millis(150)).await;
         victim.kill().unwrap();
         victim.wait().unwrap();
     });
-    let results = query_burst(&clients, &accounts, 1000, Duration::from_millis(3000)).await;
+    let results = query_burst(&clients, &accounts, 1000, Duration::from_millis(4000)).await;
     killer.await.unwrap();
     let live: Vec<String> = wait_for_instances(&vh, 2, 1000)
         .await
@@ -524,7 +551,7 @@ async fn killing_an_instance_mid_flight_loses_no_query() {
         assert!(replies.len() <= 2, "answered {} times", replies.len());
         for r in replies {
             let got = uuids(r);
-            assert_eq!(got.len(), 40, "the full set of {account}");
+            assert_eq!(got.len(), 20, "the full set of {account}");
             let expected = sets.entry(account).or_insert_with(|| got.clone());
             assert_eq!(&got, expected, "every instance answers with the same set");
         }
@@ -544,10 +571,7 @@ async fn killing_an_instance_mid_flight_loses_no_query() {
     for c in clients {
         c.close().await;
     }
-    for mut c in children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(children);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,7 +605,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
             .unwrap();
         assert!(sent.success());
     });
-    let results = query_burst(&clients, &accounts, 200, Duration::from_millis(2500)).await;
+    let results = query_burst(&clients, &accounts, 200, Duration::from_millis(4000)).await;
     terminator.await.unwrap();
     let answered = results.iter().filter(|(_, r)| r.len() == 1).count();
     assert_eq!(
@@ -589,6 +613,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
         "every request in flight at SIGTERM is answered, once"
     );
     let mut child = child;
+    let mut child = child.take();
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();

@@ -471,7 +471,7 @@ async fn refusals_publish_nothing_and_the_worker_keeps_going() {
         "nothing answered that was not asked"
     );
     let q = &w.shared.topology.queue("commands").unwrap().name;
-    assert_eq!(vh.queue_messages(q), (0, 0), "messages left on {q}");
+    assert_eq!(vh.queue_depth(q), Some((0, 0)), "messages left on {q}");
     konami.leave().await;
     client.close().await;
     w.shutdown().await;

@@ -156,7 +156,7 @@ async fn bad_events_are_acked_logged_and_skipped() {
     assert_eq!(Stats::get(&w.shared.stats.events_rejected), 3);
     // Acked, not requeued: the queue is empty.
     let q = &w.shared.topology.queue("events").unwrap().name;
-    assert_eq!(vh.queue_messages(q), (0, 0), "messages left on {q}");
+    assert_eq!(vh.queue_depth(q), Some((0, 0)), "messages left on {q}");
     client.close().await;
     w.shutdown().await;
 }

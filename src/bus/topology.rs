@@ -147,6 +147,28 @@ mod tests {
     }
 
     #[test]
+    fn query_queue_is_shared_and_drops_stale_requests() {
+        let (a, b) = (Topology::for_instance("i1"), Topology::for_instance("i2"));
+        let q = a.queue("queries").unwrap();
+        assert_eq!(
+            q.name,
+            b.queue("queries").unwrap().name,
+            "one queue for all"
+        );
+        assert!(!q.exclusive && !q.auto_delete);
+        // Crossbar waits 2 s (kz_amqp_worker's default); nothing older is answered.
+        assert_eq!(q.arguments["x-message-ttl"], 2000);
+        assert_eq!(q.bindings.len(), 1);
+        assert_eq!(
+            (
+                q.bindings[0].exchange.as_str(),
+                q.bindings[0].routing_key.as_str()
+            ),
+            ("callevt", "call.status_req.*")
+        );
+    }
+
+    #[test]
     fn definitions_list_every_binding() {
         let t = Topology::for_instance("i1");
         let d = t.to_definitions("/");

@@ -134,6 +134,29 @@ impl TestVhost {
             .expect("client connects")
     }
 
+    /// (messages ready, messages unacknowledged) of a queue of this vhost.
+    pub fn queue_depth(&self, queue: &str) -> Option<(u64, u64)> {
+        let out = Command::new("rabbitmqctl")
+            .args([
+                "-q",
+                "list_queues",
+                "-p",
+                &self.name,
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+            ])
+            .output()
+            .expect("rabbitmqctl runs");
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let mut f = l.split('\t');
+            if f.next()? != queue {
+                return None;
+            }
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+    }
+
     /// `rabbitmqctl list_bindings` for this vhost: (source, destination, routing key).
     pub fn bindings(&self) -> Vec<(String, String, String)> {
         let out = Command::new("rabbitmqctl")
@@ -160,28 +183,6 @@ impl TestVhost {
             })
             .filter(|(src, _, _)| !src.is_empty() && src != "source_name")
             .collect()
-    }
-}
-
-impl TestVhost {
-    /// `(ready, unacknowledged)` messages on `queue`, from `rabbitmqctl list_queues`.
-    pub fn queue_messages(&self, queue: &str) -> (u64, u64) {
-        let out = Command::new("rabbitmqctl")
-            .args(["-q", "list_queues", "-p", &self.name])
-            .args(["name", "messages_ready", "messages_unacknowledged"])
-            .output()
-            .expect("rabbitmqctl runs");
-        let listing = String::from_utf8_lossy(&out.stdout);
-        let line = listing
-            .lines()
-            .find(|l| l.split('\t').next() == Some(queue))
-            .unwrap_or_else(|| panic!("queue {queue} not listed in {listing}"));
-        let n: Vec<u64> = line
-            .split('\t')
-            .skip(1)
-            .map(|f| f.parse().unwrap())
-            .collect();
-        (n[0], n[1])
     }
 }
 

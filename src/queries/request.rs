@@ -1,0 +1,596 @@
+//! A channel query, parsed into a typed request (WIRE.md §3). Types are checked
+//! as Kazoo's validators check them: a request ecallmgr would not answer (its
+//! validator crashes the handler) becomes a [`QueryError`], and we stay silent.
+
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::kapi::{ReplyAddress, kazoo_bool};
+
+/// Every channel query and reply is in this category (WIRE.md §3.0).
+pub const CATEGORY: &str = "call_event";
+
+/// Why a request gets no reply. None of these is answered: the APIs have no
+/// error shape, and ecallmgr is silent on each of them.
+#[derive(Debug, Error)]
+pub enum QueryError {
+    #[error("body is not a JSON object: {0}")]
+    Malformed(String),
+    #[error("not a channel query: Event-Category {category:?}, Event-Name {name:?}")]
+    UnknownApi {
+        category: Option<String>,
+        name: Option<String>,
+    },
+    #[error("no Msg-ID, so no reply could be matched")]
+    MissingMsgId,
+    #[error("no Server-ID, so nowhere to reply")]
+    MissingServerId,
+    #[error("no {0}")]
+    Missing(&'static str),
+    #[error("{key} is not {expected}")]
+    WrongType {
+        key: &'static str,
+        expected: &'static str,
+    },
+}
+
+/// The five APIs, named by their request's `Event-Name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    AccountChannels,
+    UserChannels,
+    Channels,
+    ChannelStatus,
+    AuthId,
+}
+
+impl Api {
+    pub const ALL: [Api; 5] = [
+        Api::AccountChannels,
+        Api::UserChannels,
+        Api::Channels,
+        Api::ChannelStatus,
+        Api::AuthId,
+    ];
+
+    pub fn request_name(self) -> &'static str {
+        match self {
+            Api::AccountChannels => "query_account_channels_req",
+            Api::UserChannels => "query_user_channels_req",
+            Api::Channels => "query_channels_req",
+            Api::ChannelStatus => "channel_status_req",
+            Api::AuthId => "query_auth_id_req",
+        }
+    }
+
+    pub fn reply_name(self) -> &'static str {
+        match self {
+            Api::AccountChannels => "query_account_channels_resp",
+            Api::UserChannels => "query_user_channels_resp",
+            Api::Channels => "query_channels_resp",
+            Api::ChannelStatus => "channel_status_resp",
+            Api::AuthId => "query_auth_id_resp",
+        }
+    }
+
+    fn from_request_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.request_name() == name)
+    }
+}
+
+/// A request that can be answered: where to, under which `Msg-ID`, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub msg_id: String,
+    pub reply_to: ReplyAddress,
+    pub query: Query,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    Account(AccountScope),
+    User(UserQuery),
+    Channels {
+        call_id: Option<String>,
+        fields: Fields,
+        active_only: bool,
+    },
+    Status {
+        call_id: String,
+        active_only: bool,
+    },
+    AuthId(String),
+}
+
+impl Query {
+    pub fn api(&self) -> Api {
+        match self {
+            Query::Account(_) => Api::AccountChannels,
+            Query::User(_) => Api::UserChannels,
+            Query::Channels { .. } => Api::Channels,
+            Query::Status { .. } => Api::ChannelStatus,
+            Query::AuthId(_) => Api::AuthId,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountScope {
+    /// The literal `all`: every channel (system-wide listing).
+    All,
+    Id(String),
+}
+
+/// `query_user_channels_req` (WIRE.md §3.2) plus our `Owner-IDs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Without a realm, usernames are not matched at all.
+    pub realm: Option<String>,
+    pub users: Users,
+    pub authorizing_ids: Vec<String>,
+    /// Extension: channels whose `owner_id` is one of these.
+    pub owner_ids: Vec<String>,
+    /// Default **true** for this API: silence when nothing matched.
+    pub active_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Users {
+    /// Neither `Username` nor `Usernames`: the whole realm.
+    WholeRealm,
+    /// `Username` (wins over `Usernames`).
+    One(String),
+    /// `Usernames`; empty matches nothing.
+    Many(Vec<String>),
+}
+
+/// `Fields` of `query_channels_req` (WIRE.md §3.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fields {
+    /// Absent: each channel is `{}`.
+    Nothing,
+    /// `"all"`: the whole capitalised channel.
+    All,
+    /// Only these capitalised keys.
+    Only(Vec<String>),
+}
+
+impl Fields {
+    pub fn wants(&self, key: &str) -> bool {
+        match self {
+            Fields::Nothing => false,
+            Fields::All => true,
+            Fields::Only(keys) => keys.iter().any(|k| k == key),
+        }
+    }
+}
+
+/// The keys of a query body we read; everything else is ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct Wire {
+    #[serde(rename = "Event-Category", default)]
+    category: Option<Value>,
+    #[serde(rename = "Event-Name", default)]
+    name: Option<Value>,
+    #[serde(rename = "Msg-ID", default)]
+    msg_id: Option<Value>,
+    #[serde(rename = "Server-ID", default)]
+    server_id: Option<Value>,
+    #[serde(rename = "Account-ID", default)]
+    account_id: Option<Value>,
+    #[serde(rename = "Realm", default)]
+    realm: Option<Value>,
+    #[serde(rename = "Username", default)]
+    username: Option<Value>,
+    #[serde(rename = "Usernames", default)]
+    usernames: Option<Value>,
+    #[serde(rename = "Authorizing-IDs", default)]
+    authorizing_ids: Option<Value>,
+    #[serde(rename = "Owner-IDs", default)]
+    owner_ids: Option<Value>,
+    #[serde(rename = "Active-Only", default)]
+    active_only: Option<Value>,
+    #[serde(rename = "Call-ID", default)]
+    call_id: Option<Value>,
+    #[serde(rename = "Fields", default)]
+    fields: Option<Value>,
+    #[serde(rename = "Auth-ID", default)]
+    auth_id: Option<Value>,
+}
+
+impl Wire {
+    pub fn decode(body: &[u8]) -> Result<Self, QueryError> {
+        // serde would read a struct from a JSON array too; Kazoo sends objects.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(QueryError::Malformed("not an object".into()));
+        }
+        serde_json::from_slice(body).map_err(|e| QueryError::Malformed(e.to_string()))
+    }
+
+    /// For logs, before (or without) a full parse.
+    pub fn msg_id(&self) -> Option<&str> {
+        self.msg_id.as_ref().and_then(Value::as_str)
+    }
+
+    /// For logs: the id a request is about (account, call, auth id, realm).
+    pub fn subject(&self) -> Option<&str> {
+        [&self.account_id, &self.call_id, &self.auth_id, &self.realm]
+            .into_iter()
+            .find_map(|v| v.as_ref().and_then(Value::as_str))
+    }
+
+    pub fn api(&self) -> Option<Api> {
+        let category = self.category.as_ref().and_then(Value::as_str);
+        let name = self.name.as_ref().and_then(Value::as_str)?;
+        (category == Some(CATEGORY))
+            .then(|| Api::from_request_name(name))
+            .flatten()
+    }
+
+    /// The typed request, checked in the order: API, `Msg-ID`, `Server-ID`, keys.
+    pub fn request(&self) -> Result<Request, QueryError> {
+        let Some(api) = self.api() else {
+            return Err(QueryError::UnknownApi {
+                category: text_of(&self.category),
+                name: text_of(&self.name),
+            });
+        };
+        let msg_id = non_empty(self.msg_id.as_ref()).ok_or(QueryError::MissingMsgId)?;
+        let reply_to = non_empty(self.server_id.as_ref())
+            .and_then(|s| ReplyAddress::parse(&s))
+            .ok_or(QueryError::MissingServerId)?;
+        let query = match api {
+            Api::AccountChannels => Query::Account(self.account_scope()?),
+            Api::UserChannels => Query::User(self.user_query()?),
+            Api::Channels => Query::Channels {
+                call_id: string(&self.call_id, "Call-ID")?,
+                fields: fields(&self.fields)?,
+                active_only: boolean(&self.active_only, "Active-Only")?.unwrap_or(false),
+            },
+            Api::ChannelStatus => Query::Status {
+                call_id: required(&self.call_id, "Call-ID")?,
+                // Untyped in this API: only true / "true" mean true (`kz_json:is_true`).
+                active_only: kazoo_bool(self.active_only.as_ref()) == Some(true),
+            },
+            Api::AuthId => Query::AuthId(required(&self.auth_id, "Auth-ID")?),
+        };
+        Ok(Request {
+            msg_id,
+            reply_to,
+            query,
+        })
+    }
+
+    /// ecallmgr reads only `Account-ID` here; `Username(s)` and `Active-Only`
+    /// are ignored, whatever their type (WIRE.md §3.1, §9.12).
+    fn account_scope(&self) -> Result<AccountScope, QueryError> {
+        let id = required(&self.account_id, "Account-ID")?;
+        Ok(if id == "all" {
+            AccountScope::All
+        } else {
+            AccountScope::Id(id)
+        })
+    }
+
+    fn user_query(&self) -> Result<UserQuery, QueryError> {
+        // Every typed key is checked, used or not, as Kazoo's validator does.
+        let realm = string(&self.realm, "Realm")?;
+        let username = string(&self.username, "Username")?;
+        let usernames = strings(&self.usernames, "Usernames")?;
+        let users = match (username, usernames) {
+            (Some(one), _) => Users::One(one),
+            (None, Some(many)) => Users::Many(many),
+            (None, None) => Users::WholeRealm,
+        };
+        Ok(UserQuery {
+            realm,
+            users,
+            authorizing_ids: strings(&self.authorizing_ids, "Authorizing-IDs")?.unwrap_or_default(),
+            owner_ids: strings(&self.owner_ids, "Owner-IDs")?.unwrap_or_default(),
+            active_only: boolean(&self.active_only, "Active-Only")?.unwrap_or(true),
+        })
+    }
+}
+
+fn text_of(v: &Option<Value>) -> Option<String> {
+    v.as_ref().map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+fn non_empty(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn string(v: &Option<Value>, key: &'static str) -> Result<Option<String>, QueryError> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(QueryError::WrongType {
+            key,
+            expected: "a string",
+        }),
+    }
+}
+
+fn required(v: &Option<Value>, key: &'static str) -> Result<String, QueryError> {
+    string(v, key)?
+        .filter(|s| !s.is_empty())
+        .ok_or(QueryError::Missing(key))
+}
+
+fn strings(v: &Option<Value>, key: &'static str) -> Result<Option<Vec<String>>, QueryError> {
+    let wrong = || QueryError::WrongType {
+        key,
+        expected: "an array of strings",
+    };
+    match v {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(wrong()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// A Kazoo boolean: `true`/`false` or `"true"`/`"false"` (`kz_term:is_boolean`).
+fn boolean(v: &Option<Value>, key: &'static str) -> Result<Option<bool>, QueryError> {
+    match v {
+        None => Ok(None),
+        Some(v) => kazoo_bool(Some(v)).map(Some).ok_or(QueryError::WrongType {
+            key,
+            expected: "a boolean",
+        }),
+    }
+}
+
+fn fields(v: &Option<Value>) -> Result<Fields, QueryError> {
+    match v {
+        None => Ok(Fields::Nothing),
+        Some(Value::String(s)) if s == "all" => Ok(Fields::All),
+        Some(Value::Array(_)) => Ok(Fields::Only(strings(v, "Fields")?.unwrap_or_default())),
+        Some(_) => Err(QueryError::WrongType {
+            key: "Fields",
+            expected: "\"all\" or an array of strings",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Request, QueryError> {
+        Wire::decode(&serde_json::to_vec(&v).unwrap())?.request()
+    }
+
+    fn req(name: &str, extra: Value) -> Value {
+        let mut v = json!({
+            "Event-Category": "call_event",
+            "Event-Name": name,
+            "Msg-ID": "m1",
+            "Server-ID": "crossbar@kz1-<0.1.0>-aa",
+            "App-Name": "crossbar",
+            "App-Version": "4.0.0",
+        });
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    }
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn crossbar_account_request_parses() {
+        let r = parse(fixture("query_account_channels_req.from-crossbar.json")).unwrap();
+        assert_eq!(r.msg_id, "b3d4c6a1e2f00912ab34cd56ef7890aa");
+        assert_eq!(
+            r.reply_to.routing_key,
+            "crossbar@kz1.example.com-<0.31337.0>-6c1f0a2e"
+        );
+        assert_eq!(
+            r.query,
+            Query::Account(AccountScope::Id("3a1b2c3d4e5f60718293a4b5c6d7e8f9".into()))
+        );
+        let all = parse(req(
+            "query_account_channels_req",
+            json!({"Account-ID": "all"}),
+        ));
+        assert_eq!(all.unwrap().query, Query::Account(AccountScope::All));
+    }
+
+    #[test]
+    fn account_request_ignores_what_ecallmgr_ignores() {
+        let r = parse(req(
+            "query_account_channels_req",
+            json!({"Account-ID": "a", "Usernames": "oops", "Active-Only": 7}),
+        ));
+        assert_eq!(
+            r.unwrap().query,
+            Query::Account(AccountScope::Id("a".into()))
+        );
+        for missing in [
+            json!({}),
+            json!({"Account-ID": ""}),
+            json!({"Account-ID": null}),
+        ] {
+            assert!(matches!(
+                parse(req("query_account_channels_req", missing)),
+                Err(QueryError::Missing("Account-ID"))
+            ));
+        }
+    }
+
+    #[test]
+    fn envelope_is_checked_first() {
+        let mut v = req("query_account_channels_req", json!({"Account-ID": "a"}));
+        v.as_object_mut().unwrap().remove("Msg-ID");
+        assert!(matches!(parse(v.clone()), Err(QueryError::MissingMsgId)));
+        v["Msg-ID"] = json!("m");
+        v.as_object_mut().unwrap().remove("Server-ID");
+        assert!(matches!(parse(v.clone()), Err(QueryError::MissingServerId)));
+        v["Server-ID"] = json!("");
+        assert!(matches!(parse(v.clone()), Err(QueryError::MissingServerId)));
+        v["Event-Category"] = json!("call");
+        assert!(matches!(parse(v), Err(QueryError::UnknownApi { .. })));
+        assert!(matches!(
+            parse(req("query_everything_req", json!({}))),
+            Err(QueryError::UnknownApi { .. })
+        ));
+        assert!(matches!(
+            Wire::decode(b"[1,2]"),
+            Err(QueryError::Malformed(_))
+        ));
+        assert!(matches!(
+            Wire::decode(b"{nope"),
+            Err(QueryError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn pid_server_id_is_split() {
+        let mut v = req("query_auth_id_req", json!({"Auth-ID": "d"}));
+        v["Server-ID"] = json!("pid://<0.5511.0>/QUEUE");
+        let r = parse(v).unwrap();
+        assert_eq!(r.reply_to.routing_key, "QUEUE");
+        assert_eq!(r.reply_to.deliver_to_pid.as_deref(), Some("<0.5511.0>"));
+    }
+
+    #[test]
+    fn user_request_forms() {
+        let user = |extra| match parse(req("query_user_channels_req", extra)).unwrap().query {
+            Query::User(u) => u,
+            q => panic!("{q:?}"),
+        };
+        let u = user(json!({"Realm": "R.com", "Usernames": ["a", "b"], "Active-Only": false}));
+        assert_eq!(u.realm.as_deref(), Some("R.com"));
+        assert_eq!(u.users, Users::Many(vec!["a".into(), "b".into()]));
+        assert!(!u.active_only);
+        let u = user(json!({"Realm": "r", "Username": "x", "Usernames": ["a"]}));
+        assert_eq!(u.users, Users::One("x".into()), "Username wins");
+        assert!(u.active_only, "default true for this API");
+        let u = user(json!({"Realm": "r", "Active-Only": "false"}));
+        assert_eq!(u.users, Users::WholeRealm);
+        assert!(!u.active_only);
+        let u = user(json!({"Authorizing-IDs": ["d1"], "Owner-IDs": ["o1"]}));
+        assert_eq!(u.realm, None);
+        assert_eq!(u.authorizing_ids, vec!["d1".to_owned()]);
+        assert_eq!(u.owner_ids, vec!["o1".to_owned()]);
+    }
+
+    #[test]
+    fn user_request_wrong_types_are_refused() {
+        for (extra, key) in [
+            (json!({"Realm": "r", "Usernames": "a"}), "Usernames"),
+            (json!({"Realm": "r", "Usernames": ["a", 1]}), "Usernames"),
+            (json!({"Realm": "r", "Username": ["a"]}), "Username"),
+            (json!({"Authorizing-IDs": "d"}), "Authorizing-IDs"),
+            (json!({"Owner-IDs": {"o": 1}}), "Owner-IDs"),
+            (json!({"Realm": "r", "Active-Only": "yes"}), "Active-Only"),
+            (json!({"Realm": 5}), "Realm"),
+        ] {
+            match parse(req("query_user_channels_req", extra.clone())) {
+                Err(QueryError::WrongType { key: k, .. }) => assert_eq!(k, key, "{extra}"),
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn channels_request_forms() {
+        let r = parse(fixture("query_channels_req.from-crossbar.json")).unwrap();
+        assert_eq!(
+            r.query,
+            Query::Channels {
+                call_id: Some("a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91".into()),
+                fields: Fields::All,
+                active_only: true,
+            }
+        );
+        let r = parse(req("query_channels_req", json!({"Fields": ["Account-ID"]}))).unwrap();
+        assert_eq!(
+            r.query,
+            Query::Channels {
+                call_id: None,
+                fields: Fields::Only(vec!["Account-ID".into()]),
+                active_only: false,
+            }
+        );
+        let r = parse(req("query_channels_req", json!({}))).unwrap();
+        assert!(matches!(
+            r.query,
+            Query::Channels {
+                fields: Fields::Nothing,
+                ..
+            }
+        ));
+        for bad in [
+            json!({"Fields": "Account-ID"}),
+            json!({"Fields": 3}),
+            json!({"Active-Only": 1}),
+            json!({"Call-ID": 12}),
+        ] {
+            assert!(
+                matches!(
+                    parse(req("query_channels_req", bad.clone())),
+                    Err(QueryError::WrongType { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_and_auth_id_requests() {
+        let r = parse(fixture("channel_status_req.json")).unwrap();
+        assert_eq!(
+            r.query,
+            Query::Status {
+                call_id: "a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91".into(),
+                active_only: false
+            }
+        );
+        for (v, want) in [
+            (json!("true"), true),
+            (json!(true), true),
+            (json!("yes"), false),
+        ] {
+            let r = parse(req(
+                "channel_status_req",
+                json!({"Call-ID": "c", "Active-Only": v}),
+            ))
+            .unwrap();
+            assert_eq!(
+                r.query,
+                Query::Status {
+                    call_id: "c".into(),
+                    active_only: want
+                }
+            );
+        }
+        assert!(matches!(
+            parse(req("channel_status_req", json!({}))),
+            Err(QueryError::Missing("Call-ID"))
+        ));
+        let r = parse(req("query_auth_id_req", json!({"Auth-ID": "d"}))).unwrap();
+        assert_eq!(r.query, Query::AuthId("d".into()));
+        assert!(matches!(
+            parse(req("query_auth_id_req", json!({}))),
+            Err(QueryError::Missing("Auth-ID"))
+        ));
+    }
+}
