@@ -1,0 +1,304 @@
+//! The round-trip bench's plumbing: a private vhost, the worker under test with a
+//! filled registry, a stand-in Konami, the machine's description and the table.
+
+pub mod echo;
+pub mod load;
+
+use std::fmt;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use kazoo_channels::bus::topology::{BindingDef, QueueDef};
+use kazoo_channels::bus::{self, BusPublisher};
+use kazoo_channels::config::Settings;
+use kazoo_channels::kapi::CallEvent;
+use kazoo_channels::registry::Registry;
+use kazoo_channels::simulate::{SimAccount, SimCall};
+use kazoo_channels::worker::{self, WorkerHandle};
+use tokio_util::sync::CancellationToken;
+
+use load::Comparison;
+
+/// A multi-threaded runtime with one thread per core, as the worker's own.
+pub fn runtime(name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name(format!("bench-{name}"))
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A vhost of the bench's own, deleted (with everything on it) when dropped.
+pub struct Vhost {
+    name: String,
+}
+
+impl Vhost {
+    pub fn create(bench: &str) -> Self {
+        let name = format!(
+            "kc-bench-{bench}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        let base = std::env::var("KAZOO_CHANNELS_TEST_AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into());
+        format!("{}/{}", base.trim_end_matches('/'), self.name)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["-q", "delete_vhost", &self.name])
+            .output();
+    }
+}
+
+/// What the numbers were measured on.
+pub struct Machine {
+    cores: usize,
+    cpu: String,
+    rabbitmq: String,
+    load: String,
+}
+
+impl Machine {
+    pub fn probe() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+            .map(|(_, m)| m.trim().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let status = rabbitmqctl(&["status"]);
+        let rabbitmq = status
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("RabbitMQ version:"))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self {
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu,
+            rabbitmq,
+            load,
+        }
+    }
+}
+
+impl fmt::Display for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "machine: {} cores ({}), RabbitMQ {} on 127.0.0.1, load average at start {}",
+            self.cores, self.cpu, self.rabbitmq, self.load
+        )
+    }
+}
+
+/// The real worker on `url`, connected and warm. Logs go through a subscriber
+/// at `info` (as deployed) into a sink, so their cost is counted, not printed.
+pub async fn start_worker(url: &str) -> WorkerHandle {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::sink)
+        .try_init();
+    let mut s = Settings::defaults();
+    s.amqp.url = url.to_owned();
+    s.log.summary_interval_secs = 0;
+    // Nobody to warm up from on a fresh vhost, and nobody to reconcile with.
+    s.cluster.snapshot_timeout_ms = 200;
+    s.cluster.seed_timeout_ms = 200;
+    s.cluster.reconcile_interval_secs = 0;
+    let w = worker::spawn(s);
+    assert!(
+        w.wait_connected(Duration::from_secs(20)).await,
+        "worker did not connect"
+    );
+    assert!(
+        w.wait_warm(Duration::from_secs(20)).await,
+        "worker did not warm up"
+    );
+    w
+}
+
+/// The account under test and its calls' A-legs.
+pub struct Scene {
+    pub account: SimAccount,
+    pub calls: Vec<String>,
+}
+
+/// Fills the registry straight from the simulator's events (CREATE, ANSWER and
+/// BRIDGE of both legs, decoded as the intake decodes them): `accounts` accounts
+/// of `calls` bridged calls each. The first account is the one under test.
+pub fn fill(registry: &RwLock<Registry>, accounts: usize, calls: usize) -> Scene {
+    let began = Instant::now();
+    let mut reg = registry.write().expect("registry lock");
+    let mut scene = None;
+    for a in 0..accounts {
+        let account = SimAccount::new(a);
+        let mut legs = Vec::with_capacity(calls);
+        for seq in 0..calls {
+            let call = SimCall::new(&account, seq as u64);
+            for ev in call.setup_events() {
+                let ev = CallEvent::decode(&ev.body).expect("the simulator's events decode");
+                reg.apply(ev, Instant::now());
+            }
+            legs.push(call.a_leg);
+        }
+        scene.get_or_insert(Scene {
+            account,
+            calls: legs,
+        });
+    }
+    let scene = scene.expect("at least one account");
+    assert_eq!(reg.len(), accounts * calls * 2, "every channel is up");
+    assert_eq!(reg.by_account(&scene.account.id).count(), calls * 2);
+    eprintln!(
+        "registry filled: {} channels in {:.1} s",
+        reg.len(),
+        began.elapsed().as_secs_f64()
+    );
+    scene
+}
+
+/// A stand-in Konami: a queue bound for every call's `flow`, drained and counted.
+pub struct Konami {
+    received: Arc<AtomicU64>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn konami(url: &str) -> Konami {
+    let conn = bus::connect(url, "konami@bench").await.expect("connects");
+    let queue = QueueDef {
+        name: "konami@bench.metaflows".into(),
+        role: "konami".into(),
+        durable: false,
+        exclusive: true,
+        auto_delete: true,
+        arguments: Default::default(),
+        bindings: vec![BindingDef {
+            exchange: "metaflow".into(),
+            routing_key: "metaflow.flow.*".into(),
+        }],
+    };
+    let ch = conn.create_channel().await.expect("a channel");
+    bus::declare_queue(&ch, &queue).await.expect("declared");
+    let received = Arc::new(AtomicU64::new(0));
+    let count = received.clone();
+    let stop = CancellationToken::new();
+    let consume = bus::consumer(
+        &conn,
+        queue.name,
+        256,
+        1,
+        BusPublisher::open(&conn).await.expect("a publisher"),
+        Arc::new(move |_| {
+            count.fetch_add(1, Ordering::Relaxed);
+            Box::pin(std::future::ready(Vec::new()))
+        }),
+        stop.clone(),
+    )
+    .await
+    .expect("consuming");
+    let task = tokio::spawn(async move {
+        let _ = consume.await;
+        let _ = conn.close(200, "bye".into()).await;
+    });
+    Konami {
+        received,
+        stop,
+        task,
+    }
+}
+
+impl Konami {
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn ms(us: u32) -> String {
+    format!("{:.2}", f64::from(us) / 1000.0)
+}
+
+/// One row per in-flight level: throughputs, latencies and the ratios.
+pub fn table(rows: &[Comparison]) -> String {
+    let mut out = format!(
+        "| {:>9} | {:>10} | {:>10} | {:>5} | {:>17} | {:>17} | {:>9} |\n|{}|\n",
+        "in-flight",
+        "ours req/s",
+        "echo req/s",
+        "ratio",
+        "ours p50/p99 ms",
+        "echo p50/p99 ms",
+        "p99 ratio",
+        ["11", "12", "12", "7", "19", "19", "11"]
+            .iter()
+            .map(|w| format!("{:->1$}", ":", w.parse::<usize>().expect("width")))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for r in rows {
+        let (o, e) = (&r.ours, &r.echo);
+        out.push_str(&format!(
+            "| {:>9} | {:>10.0} | {:>10.0} | {:>5.2} | {:>17} | {:>17} | {:>9.2} |\n",
+            r.inflight,
+            o.rate(),
+            e.rate(),
+            o.rate() / e.rate(),
+            format!("{} / {}", ms(o.percentile(50.0)), ms(o.percentile(99.0))),
+            format!("{} / {}", ms(e.percentile(50.0)), ms(e.percentile(99.0))),
+            f64::from(o.percentile(99.0)) / f64::from(e.percentile(99.0)),
+        ));
+    }
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| r.ours.failed + r.echo.failed > 0)
+        .map(|r| {
+            format!(
+                "{} in flight: {} of ours, {} of echo's unanswered or wrong",
+                r.inflight, r.ours.failed, r.echo.failed
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        out.push_str(&format!("FAILED REQUESTS: {}\n", failed.join("; ")));
+    }
+    out
+}
