@@ -61,10 +61,11 @@ fn main() {
             "Account-ID": account, "Active-Only": false, "Usernames": [],
             "App-Name": "crossbar", "App-Version": "4.0.0",
             "Event-Category": "call_event", "Event-Name": "query_account_channels_req",
-            "Msg-ID": new_msg_id(), "Node": "crossbar@bench", "Server-ID": server_id,
+            "Node": "crossbar@bench", "Server-ID": server_id,
         }))
     };
-    let probe = query("crossbar@bench-<0.1.0>-00000000");
+    let mut probe = query("crossbar@bench-<0.1.0>-00000000");
+    probe.insert("Msg-ID".into(), json!(new_msg_id()));
     let answer = queries::handle(
         &worker.shared.registry(),
         &worker.shared.identity,

@@ -30,16 +30,23 @@ pub struct Run {
     /// Round-trip times of the right answers, sorted once the run is complete.
     latencies_us: Vec<u32>,
     secs: f64,
-    /// No answer within the timeout, or a wrong one.
-    pub failed: u64,
+    /// Sent in the window and not answered within the timeout.
+    pub timeouts: u64,
+    /// Answered wrongly (or the request could not be sent).
+    pub wrong: u64,
 }
 
 impl Run {
     fn add(&mut self, other: Run) {
         self.latencies_us.extend(other.latencies_us);
         self.secs += other.secs;
-        self.failed += other.failed;
+        self.timeouts += other.timeouts;
+        self.wrong += other.wrong;
         self.latencies_us.sort_unstable();
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.timeouts + self.wrong
     }
 
     pub fn rate(&self) -> f64 {
@@ -131,14 +138,18 @@ async fn drive(client: &Arc<BusClient>, t: &Target, inflight: usize, measure: Du
                     )
                     .await;
                 let answered = Instant::now();
-                if sent < from || answered > until {
+                if sent < from {
                     continue;
                 }
                 match replies.as_deref() {
-                    Ok([reply]) if check(reply) => run
-                        .latencies_us
-                        .push(u32::try_from((answered - sent).as_micros()).unwrap_or(u32::MAX)),
-                    _ => run.failed += 1,
+                    Ok([reply]) if check(reply) => {
+                        if answered <= until {
+                            let us = (answered - sent).as_micros();
+                            run.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                        }
+                    }
+                    Ok([]) => run.timeouts += 1,
+                    _ => run.wrong += 1,
                 }
             }
             run
@@ -151,7 +162,8 @@ async fn drive(client: &Arc<BusClient>, t: &Target, inflight: usize, measure: Du
     while let Some(run) = tasks.join_next().await {
         let run = run.expect("a requester panicked");
         total.latencies_us.extend(run.latencies_us);
-        total.failed += run.failed;
+        total.timeouts += run.timeouts;
+        total.wrong += run.wrong;
     }
     total
 }

@@ -160,26 +160,35 @@ pub struct Scene {
 /// Fills the registry straight from the simulator's events (CREATE, ANSWER and
 /// BRIDGE of both legs, decoded as the intake decodes them): `accounts` accounts
 /// of `calls` bridged calls each. The first account is the one under test.
+/// Events are made and decoded on every core and applied as they come.
 pub fn fill(registry: &RwLock<Registry>, accounts: usize, calls: usize) -> Scene {
     let began = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut reg = registry.write().expect("registry lock");
     let mut scene = None;
-    for a in 0..accounts {
-        let account = SimAccount::new(a);
-        let mut legs = Vec::with_capacity(calls);
-        for seq in 0..calls {
-            let call = SimCall::new(&account, seq as u64);
-            for ev in call.setup_events() {
-                let ev = CallEvent::decode(&ev.body).expect("the simulator's events decode");
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(threads * 4);
+        for t in 0..threads {
+            let tx = tx.clone();
+            s.spawn(move || {
+                for a in (t..accounts).step_by(threads) {
+                    let _ = tx.send((a, account_events(a, calls)));
+                }
+            });
+        }
+        drop(tx);
+        for (a, (account, legs, events)) in rx {
+            for ev in events {
                 reg.apply(ev, Instant::now());
             }
-            legs.push(call.a_leg);
+            if a == 0 {
+                scene = Some(Scene {
+                    account,
+                    calls: legs,
+                });
+            }
         }
-        scene.get_or_insert(Scene {
-            account,
-            calls: legs,
-        });
-    }
+    });
     let scene = scene.expect("at least one account");
     assert_eq!(reg.len(), accounts * calls * 2, "every channel is up");
     assert_eq!(reg.by_account(&scene.account.id).count(), calls * 2);
@@ -189,6 +198,21 @@ pub fn fill(registry: &RwLock<Registry>, accounts: usize, calls: usize) -> Scene
         began.elapsed().as_secs_f64()
     );
     scene
+}
+
+/// One account's calls: the account, the calls' A-legs, their set-up events.
+fn account_events(n: usize, calls: usize) -> (SimAccount, Vec<String>, Vec<CallEvent>) {
+    let account = SimAccount::new(n);
+    let mut legs = Vec::with_capacity(calls);
+    let mut events = Vec::with_capacity(calls * 6);
+    for seq in 0..calls {
+        let call = SimCall::new(&account, seq as u64);
+        events.extend(call.setup_events().iter().map(|ev| {
+            CallEvent::decode(&ev.body).expect("the simulator's events decode")
+        }));
+        legs.push(call.a_leg);
+    }
+    (account, legs, events)
 }
 
 /// A stand-in Konami: a queue bound for every call's `flow`, drained and counted.
@@ -289,11 +313,11 @@ pub fn table(rows: &[Comparison]) -> String {
     }
     let failed: Vec<String> = rows
         .iter()
-        .filter(|r| r.ours.failed + r.echo.failed > 0)
+        .filter(|r| r.ours.failed() + r.echo.failed() > 0)
         .map(|r| {
             format!(
-                "{} in flight: {} of ours, {} of echo's unanswered or wrong",
-                r.inflight, r.ours.failed, r.echo.failed
+                "{} in flight: ours {} timed out, {} wrong; echo {} timed out, {} wrong",
+                r.inflight, r.ours.timeouts, r.ours.wrong, r.echo.timeouts, r.echo.wrong
             )
         })
         .collect();
