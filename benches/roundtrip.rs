@@ -27,7 +27,7 @@ use kazoo_channels::kapi::time::gregorian_now_secs;
 use kazoo_channels::queries;
 use serde_json::{Map, Value, json};
 
-use support::echo::{Echo, Template};
+use support::echo::{Echo, Responder, Template};
 use support::load::{Target, compare};
 use support::{Machine, Vhost, runtime, table};
 
@@ -51,121 +51,146 @@ fn main() {
 
     let worker = worker_rt.block_on(support::start_worker(&vhost.url()));
     let scene = support::fill(&worker.shared.registry, ACCOUNTS, CALLS);
+    let shared = &worker.shared;
     let account = scene.account.id.clone();
-    let prefetch = worker.shared.settings.amqp.prefetch;
-    let topology = &worker.shared.topology;
 
-    // Queries: the real reply to the bench's request is the echo's reply.
-    let query = |server_id: &str| -> Map<String, Value> {
+    // What Crossbar sends (its Msg-ID and Server-ID come from the client).
+    let query = object(json!({"Account-ID": account, "Active-Only": false, "Usernames": []}));
+    // One `metaflow` command per call of the account, in turn: a transfer to a
+    // number, Konami's most common metaflow.
+    let command = |call: &str| {
         object(json!({
-            "Account-ID": account, "Active-Only": false, "Usernames": [],
-            "App-Name": "crossbar", "App-Version": "4.0.0",
-            "Event-Category": "call_event", "Event-Name": "query_account_channels_req",
-            "Node": "crossbar@bench", "Server-ID": server_id,
+            "Account-ID": account, "Call-ID": call, "Action": "metaflow",
+            "Data": {"module": "transfer", "data": {"target": "2600", "leg": "bleg"}},
         }))
     };
-    let mut probe = query("crossbar@bench-<0.1.0>-00000000");
-    probe.insert("Msg-ID".into(), json!(new_msg_id()));
+    // The request as it arrives, with the envelope the client adds.
+    let addressed = |mut body: Map<String, Value>, category: &str, name: &str, msg_id: &str| {
+        for (k, v) in [
+            ("App-Name", "crossbar"),
+            ("App-Version", "4.0.0"),
+            ("Node", "crossbar@bench"),
+            ("Event-Category", category),
+            ("Event-Name", name),
+            ("Msg-ID", msg_id),
+            ("Server-ID", "crossbar@bench-<0.1.0>-00000000"),
+        ] {
+            body.insert(k.into(), json!(v));
+        }
+        serde_json::to_vec(&body).expect("a map serializes")
+    };
+
+    // The worker's own replies to these requests are the echo's replies.
+    let msg_id = new_msg_id();
+    let (probe_query, probe_command) = (
+        addressed(
+            query.clone(),
+            "call_event",
+            "query_account_channels_req",
+            &msg_id,
+        ),
+        addressed(command(&scene.calls[0]), "channels", "command_req", &msg_id),
+    );
     let answer = queries::handle(
-        &worker.shared.registry(),
-        &worker.shared.identity,
-        &worker.shared.settings.queries,
-        &serde_json::to_vec(&probe).expect("a map serializes"),
+        &shared.registry(),
+        &shared.identity,
+        &shared.settings.queries,
+        &probe_query,
         gregorian_now_secs(),
     )
     .expect("the bench's query is valid");
     assert_eq!(answer.matched, CALLS * 2, "the account's channels");
     let query_reply = Template::new(
         answer.reply.expect("an account query is answered").body,
-        probe["Msg-ID"].as_str().expect("Msg-ID"),
+        &msg_id,
     );
-
-    // Commands: an accepted `command_resp` for one of the account's calls.
-    let reply_id = new_msg_id();
-    let command_reply = Template::new(
-        serde_json::to_vec(&commands::reply_body(
-            &worker.shared.identity,
-            &reply_id,
-            Some(&scene.calls[0]),
-            &Ok(()),
-        ))
-        .expect("a map serializes"),
-        &reply_id,
-    );
-    let (query_bytes, command_bytes) = (query_reply.len(), command_reply.len());
+    let command_reply = || {
+        let body = commands::reply_body(&shared.identity, &msg_id, Some(&scene.calls[0]), &Ok(()));
+        Template::new(
+            serde_json::to_vec(&body).expect("a map serializes"),
+            &msg_id,
+        )
+    };
+    let (query_bytes, command_bytes) = (query_reply.len(), command_reply().len());
+    let cost = worker_rt.block_on(support::handler_cost(
+        shared,
+        &probe_query,
+        &probe_command,
+        300,
+    ));
 
     let echo = echo_rt.block_on(async {
         let queue = |role: &str, exchange: &str, routing_key: &str| {
-            let mut q = topology.queue(role).expect("a queue of that role").clone();
-            q.name = format!("kazoo-channels-bench.echo.{role}");
+            let mut q = shared
+                .topology
+                .queue(role)
+                .expect("a queue of that role")
+                .clone();
+            q.name = format!(
+                "kazoo-channels-bench.echo.{}",
+                routing_key.trim_end_matches(".*")
+            );
             q.bindings = vec![BindingDef {
                 exchange: exchange.into(),
                 routing_key: routing_key.into(),
             }];
             q
         };
-        Echo::start(
-            &vhost.url(),
-            prefetch,
-            vec![
-                (
-                    queue("queries", "callevt", "bench.status_req.*"),
-                    query_reply,
-                ),
-                (
-                    queue("commands", "callctl", "bench.command"),
-                    command_reply,
-                ),
-            ],
-        )
-        .await
+        let responders = vec![
+            Responder {
+                queue: queue("queries", "callevt", "bench.status_req.*"),
+                reply: query_reply,
+                first: None,
+            },
+            Responder {
+                queue: queue("commands", "callctl", "bench.command"),
+                reply: command_reply(),
+                first: None,
+            },
+            Responder {
+                queue: queue("commands", "callctl", "bench.command_metaflow"),
+                reply: command_reply(),
+                first: Some(cost.metaflow.clone()),
+            },
+        ];
+        Echo::start(&vhost.url(), shared.settings.amqp.prefetch, responders).await
     });
 
-    let results = client_rt.block_on(async {
+    let (q, c, published) = client_rt.block_on(async {
         let client = Arc::new(
             BusClient::connect(&vhost.url(), "crossbar")
                 .await
                 .expect("the requester connects"),
         );
-        let reply_queue = client.reply_queue().to_owned();
         let account_key = kazoo_channels::kapi::encode(&account);
-        let queries = |routing_key: String| Target {
+        let queries = |label, routing_key: String| Target {
+            label,
             exchange: "callevt",
             routing_key,
             category: "call_event",
             name: "query_account_channels_req",
-            bodies: Arc::new(vec![query(&reply_queue)]),
+            bodies: Arc::new(vec![query.clone()]),
             check: |reply| {
                 reply["Channels"]
                     .as_array()
                     .is_some_and(|c| c.len() == CALLS * 2)
             },
         };
-        // One `metaflow` command per call of the account, in turn: a transfer
-        // to a number, Konami's most common metaflow.
-        let commands = |routing_key: &str| Target {
+        let commands = |label, routing_key: &str| Target {
+            label,
             exchange: "callctl",
             routing_key: routing_key.into(),
             category: "channels",
             name: "command_req",
-            bodies: Arc::new(
-                scene
-                    .calls
-                    .iter()
-                    .map(|call| {
-                        object(json!({
-                            "Account-ID": account, "Call-ID": call, "Action": "metaflow",
-                            "Data": {"module": "transfer", "data": {"target": "2600", "leg": "bleg"}},
-                        }))
-                    })
-                    .collect(),
-            ),
+            bodies: Arc::new(scene.calls.iter().map(|call| command(call)).collect()),
             check: |reply| reply["Status"] == "accepted",
         };
         let q = compare(
             &client,
-            &queries(format!("call.status_req.{account_key}")),
-            &queries(format!("bench.status_req.{account_key}")),
+            &[
+                &queries("ours", format!("call.status_req.{account_key}")),
+                &queries("echo", format!("bench.status_req.{account_key}")),
+            ],
             &levels,
             secs,
         )
@@ -173,8 +198,11 @@ fn main() {
         let konami = support::konami(&vhost.url()).await;
         let c = compare(
             &client,
-            &commands("channels.command"),
-            &commands("bench.command"),
+            &[
+                &commands("ours", "channels.command"),
+                &commands("echo", "bench.command"),
+                &commands("echo+metaflow", "bench.command_metaflow"),
+            ],
             &levels,
             secs,
         )
@@ -183,29 +211,35 @@ fn main() {
         konami.stop().await;
         (q, c, published)
     });
-    let (q, c, published) = results;
     echo_rt.block_on(echo.stop());
     worker_rt.block_on(worker.shutdown());
     drop(vhost);
 
     println!();
     println!("{machine}");
+    println!(
+        "{secs} s measured per side and in-flight level, in slices of about 1 s taken in turns (A B B A …)"
+    );
     println!();
     println!(
-        "Query round trip: account query for {} channels in a registry of {}; reply {query_bytes} bytes (echo: the same bytes, its Msg-ID copied in)",
+        "1. Query round trip: account query for {} channels in a registry of {}; reply {query_bytes} bytes (echo: the same bytes, its Msg-ID copied in)",
         CALLS * 2,
         ACCOUNTS * CALLS * 2
     );
-    println!("{}", table(&q));
+    println!("{}", table(&q, 1));
     println!(
-        "Commands: metaflow transfer, validated, mandatory publish confirmed and routed to a stand-in Konami, then command_resp ({command_bytes} bytes); echo: the fixed command_resp"
+        "2. Commands: metaflow transfer validated, published mandatory and confirmed (routed to a stand-in Konami), then command_resp ({command_bytes} bytes); echo: the fixed command_resp"
     );
-    println!("{}", table(&c));
-    println!("metaflow messages received by the stand-in Konami: {published}");
+    println!("{}", table(&c, 1));
     println!(
-        "{secs} s measured per side and level (two halves each, ours/echo/echo/ours); total {:.0} s",
-        began.elapsed().as_secs_f64()
+        "2b. The same commands against an echo that also publishes a fixed metaflow message (mandatory, confirmed) before its fixed command_resp: the broker work the contract itself costs"
     );
+    println!("{}", table(&c, 2));
+    println!(
+        "metaflow messages received by the stand-in Konami: {published}; handlers alone (in process, no broker; mean of 300): query {:.0} µs, command {:.0} µs (its publish confirmed at once)",
+        cost.query_us, cost.command_us
+    );
+    println!("total {:.0} s", began.elapsed().as_secs_f64());
 }
 
 fn object(v: Value) -> Map<String, Value> {

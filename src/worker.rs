@@ -168,6 +168,10 @@ fn request_handler(
     })
 }
 
+/// Commands handled at once, each with its `mandatory` metaflow publish on a
+/// channel of its own (see `BusPublisher::open_with`).
+pub const COMMANDS_AT_ONCE: usize = 8;
+
 /// `publisher` is the session's: handlers that publish before they reply
 /// (commands) use it through [`crate::kapi::Publish`].
 fn services(shared: &Arc<Shared>, publisher: &BusPublisher) -> Vec<Service> {
@@ -205,7 +209,7 @@ fn services(shared: &Arc<Shared>, publisher: &BusPublisher) -> Vec<Service> {
             role: "commands",
             // Requests are independent: handled in tasks (up to the prefetch), so a
             // slow confirm does not hold the ones behind it.
-            concurrency: 8,
+            concurrency: COMMANDS_AT_ONCE,
             start: Start::WhenWarm,
             handler: {
                 let (s, p) = (shared.clone(), publisher.clone());
@@ -371,7 +375,7 @@ async fn session(
     }
     let setup = conn.create_channel().await?;
     bus::declare(&setup, &shared.topology).await?;
-    let publisher = BusPublisher::open(&conn).await?;
+    let publisher = BusPublisher::open_with(&conn, COMMANDS_AT_ONCE).await?;
     let stop = shutdown.child_token();
     let (now, later): (Vec<Service>, Vec<Service>) = services(shared, &publisher)
         .into_iter()

@@ -690,18 +690,9 @@ async fn mandatory_publish_outcomes_are_attributed_to_the_right_message() {
         p.send(&msg(routed)).await.unwrap(),
         PublishOutcome::Confirmed
     );
-    // Many at once on one publisher, routed and unroutable interleaved: lapin
-    // alone misattributes returns here (it gives each to the next confirm).
-    let futs = (0..200usize).map(|i| {
-        let p = p.clone();
-        let m = msg(if i.is_multiple_of(2) {
-            routed
-        } else {
-            unroutable
-        });
-        async move { (i, p.send(&m).await.unwrap()) }
-    });
-    let results = futures_util::future::join_all(futs).await;
+    // Many at once, routed and unroutable interleaved: lapin alone misattributes
+    // returns here (it gives each to the next confirm). On one mandatory channel,
+    // and on several as the worker's publisher has them.
     let want = |i: usize| {
         if i.is_multiple_of(2) {
             PublishOutcome::Confirmed
@@ -709,12 +700,27 @@ async fn mandatory_publish_outcomes_are_attributed_to_the_right_message() {
             PublishOutcome::Returned
         }
     };
-    let wrong: Vec<_> = results.iter().filter(|(i, o)| *o != want(*i)).collect();
-    assert!(
-        wrong.is_empty(),
-        "{} of 200 misattributed: {wrong:?}",
-        wrong.len()
-    );
+    for (channels, p) in [
+        (1, p.clone()),
+        (8, BusPublisher::open_with(&conn, 8).await.unwrap()),
+    ] {
+        let futs = (0..200usize).map(|i| {
+            let p = p.clone();
+            let m = msg(if want(i) == PublishOutcome::Confirmed {
+                routed
+            } else {
+                unroutable
+            });
+            async move { (i, p.send(&m).await.unwrap()) }
+        });
+        let results = futures_util::future::join_all(futs).await;
+        let wrong: Vec<_> = results.iter().filter(|(i, o)| *o != want(*i)).collect();
+        assert!(
+            wrong.is_empty(),
+            "{channels} mandatory channel(s): {} of 200 misattributed: {wrong:?}",
+            wrong.len()
+        );
+    }
     // Plain (non-mandatory) publishes still confirm as before.
     assert_eq!(
         p.send(&Outgoing::new("metaflow", unroutable, b"{}".to_vec()))

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use kazoo_channels::bus::topology::QueueDef;
 use kazoo_channels::bus::{self, BusPublisher};
-use kazoo_channels::kapi::{Outgoing, ReplyAddress};
+use kazoo_channels::kapi::{Outgoing, PublishOutcome, ReplyAddress};
+use kazoo_channels::worker::COMMANDS_AT_ONCE;
 use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -69,33 +70,58 @@ fn answer(template: &Template, body: &[u8]) -> Vec<Outgoing> {
         .collect()
 }
 
+/// One queue of the echo and how it answers.
+pub struct Responder {
+    pub queue: QueueDef,
+    pub reply: Template,
+    /// Published (and confirmed) before the reply, as a command's metaflow is.
+    pub first: Option<Outgoing>,
+}
+
+impl Responder {
+    async fn respond(&self, publisher: &BusPublisher, body: &[u8]) -> Vec<Outgoing> {
+        if let Some(first) = &self.first {
+            match publisher.send(first).await {
+                Ok(PublishOutcome::Confirmed) => {}
+                _ => return Vec::new(),
+            }
+        }
+        answer(&self.reply, body)
+    }
+}
+
 pub struct Echo {
     stop: CancellationToken,
     tasks: JoinSet<()>,
 }
 
 impl Echo {
-    /// Declares each queue and answers what arrives on it with its template, on
-    /// one connection and one publisher, as the worker serves its queues.
-    pub async fn start(url: &str, prefetch: u16, queues: Vec<(QueueDef, Template)>) -> Self {
+    /// Declares each queue and answers what arrives on it, on one connection
+    /// and one publisher, as the worker serves its queues.
+    pub async fn start(url: &str, prefetch: u16, responders: Vec<Responder>) -> Self {
         let conn = Arc::new(bus::connect(url, "echo@bench").await.expect("connects"));
         let setup = conn.create_channel().await.expect("a channel");
-        let publisher = BusPublisher::open(&conn).await.expect("a publisher");
+        let publisher = BusPublisher::open_with(&conn, COMMANDS_AT_ONCE)
+            .await
+            .expect("a publisher");
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        for (queue, template) in queues {
-            bus::declare_queue(&setup, &queue).await.expect("declared");
-            let template = Arc::new(template);
+        for responder in responders {
+            bus::declare_queue(&setup, &responder.queue)
+                .await
+                .expect("declared");
+            let queue = responder.queue.name.clone();
+            let (responder, p) = (Arc::new(responder), publisher.clone());
             let consume = bus::consumer(
                 &conn,
-                queue.name,
+                queue,
                 prefetch,
                 usize::from(prefetch),
                 publisher.clone(),
                 // Answered in the handler's task, where the worker answers.
                 Arc::new(move |msg| {
-                    let t = template.clone();
-                    Box::pin(async move { answer(&t, &msg.body) })
+                    let (r, p) = (responder.clone(), p.clone());
+                    Box::pin(async move { r.respond(&p, &msg.body).await })
                 }),
                 stop.child_token(),
             )

@@ -13,13 +13,16 @@ use std::time::{Duration, Instant};
 use kazoo_channels::bus::topology::{BindingDef, QueueDef};
 use kazoo_channels::bus::{self, BusPublisher};
 use kazoo_channels::config::Settings;
-use kazoo_channels::kapi::CallEvent;
+use kazoo_channels::kapi::time::gregorian_now_secs;
+use kazoo_channels::kapi::{CallEvent, Outgoing, Publish, PublishError, PublishOutcome};
 use kazoo_channels::registry::Registry;
 use kazoo_channels::simulate::{SimAccount, SimCall};
+use kazoo_channels::worker::Shared;
 use kazoo_channels::worker::{self, WorkerHandle};
+use kazoo_channels::{commands, queries};
 use tokio_util::sync::CancellationToken;
 
-use load::Comparison;
+use load::{Level, Run};
 
 /// A multi-threaded runtime with one thread per core, as the worker's own.
 pub fn runtime(name: &str) -> tokio::runtime::Runtime {
@@ -127,8 +130,7 @@ impl fmt::Display for Machine {
 pub async fn start_worker(url: &str) -> WorkerHandle {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::sink)
         .try_init();
@@ -207,9 +209,11 @@ fn account_events(n: usize, calls: usize) -> (SimAccount, Vec<String>, Vec<CallE
     let mut events = Vec::with_capacity(calls * 6);
     for seq in 0..calls {
         let call = SimCall::new(&account, seq as u64);
-        events.extend(call.setup_events().iter().map(|ev| {
-            CallEvent::decode(&ev.body).expect("the simulator's events decode")
-        }));
+        events.extend(
+            call.setup_events()
+                .iter()
+                .map(|ev| CallEvent::decode(&ev.body).expect("the simulator's events decode")),
+        );
         legs.push(call.a_leg);
     }
     (account, legs, events)
@@ -281,8 +285,9 @@ fn ms(us: u32) -> String {
     format!("{:.2}", f64::from(us) / 1000.0)
 }
 
-/// One row per in-flight level: throughputs, latencies and the ratios.
-pub fn table(rows: &[Comparison]) -> String {
+/// One row per in-flight level: ours (the first run) against the baseline run
+/// `base`, throughputs, latencies and the ratios.
+pub fn table(levels: &[Level], base: usize) -> String {
     let mut out = format!(
         "| {:>9} | {:>10} | {:>10} | {:>5} | {:>17} | {:>17} | {:>9} |\n|{}|\n",
         "in-flight",
@@ -292,37 +297,95 @@ pub fn table(rows: &[Comparison]) -> String {
         "ours p50/p99 ms",
         "echo p50/p99 ms",
         "p99 ratio",
-        ["11", "12", "12", "7", "19", "19", "11"]
+        [11, 12, 12, 7, 19, 19, 11]
             .iter()
-            .map(|w| format!("{:->1$}", ":", w.parse::<usize>().expect("width")))
+            .map(|w| format!("{:->1$}", ":", w))
             .collect::<Vec<_>>()
             .join("|")
     );
-    for r in rows {
-        let (o, e) = (&r.ours, &r.echo);
+    let mut failed = Vec::new();
+    for l in levels {
+        let (o, e) = (&l.runs[0], &l.runs[base]);
+        let p = |r: &Run| format!("{} / {}", ms(r.percentile(50.0)), ms(r.percentile(99.0)));
         out.push_str(&format!(
             "| {:>9} | {:>10.0} | {:>10.0} | {:>5.2} | {:>17} | {:>17} | {:>9.2} |\n",
-            r.inflight,
+            l.inflight,
             o.rate(),
             e.rate(),
             o.rate() / e.rate(),
-            format!("{} / {}", ms(o.percentile(50.0)), ms(o.percentile(99.0))),
-            format!("{} / {}", ms(e.percentile(50.0)), ms(e.percentile(99.0))),
+            p(o),
+            p(e),
             f64::from(o.percentile(99.0)) / f64::from(e.percentile(99.0)),
         ));
-    }
-    let failed: Vec<String> = rows
-        .iter()
-        .filter(|r| r.ours.failed() + r.echo.failed() > 0)
-        .map(|r| {
-            format!(
+        if o.failed() + e.failed() > 0 {
+            failed.push(format!(
                 "{} in flight: ours {} timed out, {} wrong; echo {} timed out, {} wrong",
-                r.inflight, r.ours.timeouts, r.ours.wrong, r.echo.timeouts, r.echo.wrong
-            )
-        })
-        .collect();
+                l.inflight, o.timeouts, o.wrong, e.timeouts, e.wrong
+            ));
+        }
+    }
     if !failed.is_empty() {
         out.push_str(&format!("FAILED REQUESTS: {}\n", failed.join("; ")));
     }
     out
+}
+
+/// A publisher the broker never sees: every message confirmed at once, the
+/// last one kept.
+#[derive(Default)]
+struct Confirmed(std::sync::Mutex<Option<Outgoing>>);
+
+impl Publish for Confirmed {
+    async fn publish(&self, msg: Outgoing) -> Result<PublishOutcome, PublishError> {
+        *self.0.lock().expect("lock") = Some(msg);
+        Ok(PublishOutcome::Confirmed)
+    }
+}
+
+/// What the worker itself spends on a request, without the broker.
+pub struct HandlerCost {
+    /// Mean µs to decode and answer the query.
+    pub query_us: f64,
+    /// Mean µs to validate, check and answer the command (its publish
+    /// confirmed at once).
+    pub command_us: f64,
+    /// The metaflow message the command became.
+    pub metaflow: Outgoing,
+}
+
+/// The handlers alone, `n` times each.
+pub async fn handler_cost(shared: &Shared, query: &[u8], command: &[u8], n: u32) -> HandlerCost {
+    let began = Instant::now();
+    for _ in 0..n {
+        let reg = shared.registry();
+        let answer = queries::handle(
+            &reg,
+            &shared.identity,
+            &shared.settings.queries,
+            query,
+            gregorian_now_secs(),
+        );
+        assert!(
+            answer.is_ok_and(|a| a.reply.is_some()),
+            "the query is answered"
+        );
+    }
+    let query_us = began.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let publisher = Confirmed::default();
+    let began = Instant::now();
+    for _ in 0..n {
+        let reply = commands::handle(&shared.registry, &shared.identity, &publisher, command).await;
+        let reply = reply.expect("the command is answered");
+        assert!(
+            String::from_utf8_lossy(&reply.body).contains(r#""Status":"accepted""#),
+            "the command is accepted"
+        );
+    }
+    let command_us = began.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let metaflow = publisher.0.into_inner().expect("lock");
+    HandlerCost {
+        query_us,
+        command_us,
+        metaflow: metaflow.expect("the command was published"),
+    }
 }

@@ -1,6 +1,7 @@
 //! Publishing with publisher confirms, on channels in confirm mode.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -13,12 +14,33 @@ use crate::kapi::{Outgoing, Publish, PublishError, PublishOutcome};
 #[derive(Clone)]
 pub struct BusPublisher {
     channel: Channel,
-    /// `mandatory` messages go one at a time on a channel of their own: lapin
-    /// hands a basic.return to whichever confirm it resolves next, so with
-    /// several in flight a return lands on the wrong message (on RabbitMQ, 58 of
-    /// 200 concurrent publishes were misattributed). One in flight makes the
-    /// return and its ack unambiguous.
-    mandatory: Arc<tokio::sync::Mutex<Channel>>,
+    mandatory: Arc<Mandatory>,
+}
+
+/// Channels for `mandatory` messages, one message in flight on each: lapin
+/// hands a basic.return to whichever confirm it resolves next, so with several
+/// in flight on a channel a return lands on the wrong message (on RabbitMQ, 58
+/// of 200 concurrent publishes were misattributed). One in flight per channel
+/// makes each return and its ack unambiguous; several channels let independent
+/// messages (commands) overlap instead of queueing for one broker round trip
+/// each.
+struct Mandatory {
+    channels: Vec<tokio::sync::Mutex<Channel>>,
+    next: AtomicUsize,
+}
+
+impl Mandatory {
+    /// A free channel if there is one, else the next in turn once it is free.
+    async fn acquire(&self) -> tokio::sync::MutexGuard<'_, Channel> {
+        let n = self.channels.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(channel) = self.channels[(first + i) % n].try_lock() {
+                return channel;
+            }
+        }
+        self.channels[first % n].lock().await
+    }
 }
 
 async fn confirm_channel(conn: &Connection) -> Result<Channel, BusError> {
@@ -30,10 +52,24 @@ async fn confirm_channel(conn: &Connection) -> Result<Channel, BusError> {
 }
 
 impl BusPublisher {
+    /// A publisher with one channel for `mandatory` messages (one at a time).
     pub async fn open(conn: &Connection) -> Result<Self, BusError> {
+        Self::open_with(conn, 1).await
+    }
+
+    /// A publisher that can have `mandatory` messages in flight on up to this
+    /// many channels at once (at least one).
+    pub async fn open_with(conn: &Connection, mandatory_channels: usize) -> Result<Self, BusError> {
+        let mut channels = Vec::with_capacity(mandatory_channels.max(1));
+        for _ in 0..mandatory_channels.max(1) {
+            channels.push(tokio::sync::Mutex::new(confirm_channel(conn).await?));
+        }
         Ok(Self {
             channel: confirm_channel(conn).await?,
-            mandatory: Arc::new(tokio::sync::Mutex::new(confirm_channel(conn).await?)),
+            mandatory: Arc::new(Mandatory {
+                channels,
+                next: AtomicUsize::new(0),
+            }),
         })
     }
 
@@ -44,7 +80,7 @@ impl BusPublisher {
     /// Publishes and waits for the broker's confirm.
     pub async fn send(&self, msg: &Outgoing) -> Result<PublishOutcome, lapin::Error> {
         if msg.mandatory {
-            let channel = self.mandatory.lock().await;
+            let channel = self.mandatory.acquire().await;
             let confirm = start(&channel, msg).await?;
             return Ok(outcome(confirm.await?));
         }
