@@ -334,13 +334,7 @@ async fn three_instances_answer_each_query_exactly_once() {
     let unanswered = results.iter().filter(|(_, r)| r.is_empty()).count();
     eprintln!("burst took {:?}; unanswered {unanswered}", began.elapsed());
     for w in &workers {
-        eprintln!(
-            "{} answered {} rejected {} warm {}",
-            w.shared.identity.node,
-            Stats::get(&w.shared.stats.requests_answered),
-            Stats::get(&w.shared.stats.requests_rejected),
-            w.shared.is_warm()
-        );
+        eprintln!("{} answered {} rejected {} warm {}", w.shared.identity.node, Stats::get(&w.shared.stats.requests_answered), Stats::get(&w.shared.stats.requests_rejected), w.shared.is_warm());
     }
     let mut by_node: std::collections::BTreeMap<String, usize> = Default::default();
     for (account, replies) in &results {
