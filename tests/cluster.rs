@@ -170,15 +170,7 @@ async fn a_lost_event_queue_is_redeclared_and_the_registry_kept() {
         .unwrap();
     assert!(eventually(Duration::from_secs(20), || w.registry().len() == 200).await);
     let queue = w.shared.topology.queue("events").unwrap().name.clone();
-    let del = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "delete_queue", &queue, "-p", &vh.name])
-        .output()
-        .unwrap();
-    assert!(
-        del.status.success(),
-        "{}",
-        String::from_utf8_lossy(&del.stderr)
-    );
+    vh.delete_queue(&queue);
     // The consumer is cancelled; the worker reconnects, redeclares and re-warms.
     assert!(
         eventually(Duration::from_secs(20), || Stats::get(
@@ -334,7 +326,13 @@ async fn three_instances_answer_each_query_exactly_once() {
     let unanswered = results.iter().filter(|(_, r)| r.is_empty()).count();
     eprintln!("burst took {:?}; unanswered {unanswered}", began.elapsed());
     for w in &workers {
-        eprintln!("{} answered {} rejected {} warm {}", w.shared.identity.node, Stats::get(&w.shared.stats.requests_answered), Stats::get(&w.shared.stats.requests_rejected), w.shared.is_warm());
+        eprintln!(
+            "{} answered {} rejected {} warm {}",
+            w.shared.identity.node,
+            Stats::get(&w.shared.stats.requests_answered),
+            Stats::get(&w.shared.stats.requests_rejected),
+            w.shared.is_warm()
+        );
     }
     let mut by_node: std::collections::BTreeMap<String, usize> = Default::default();
     for (account, replies) in &results {

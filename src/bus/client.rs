@@ -254,7 +254,7 @@ impl BusClient {
             .insert(msg_id.clone(), tx);
         let sent = self
             .publisher
-            .send(&Outgoing::json(exchange, routing_key, &body))
+            .send(&Outgoing::json(exchange, routing_key, &body).expiring(collect.timeout))
             .await;
         let mut replies = Vec::new();
         if sent.is_ok() {

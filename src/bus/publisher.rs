@@ -115,6 +115,9 @@ async fn start(channel: &Channel, msg: &Outgoing) -> Result<lapin::PublisherConf
     let mut props = BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))
         .with_timestamp(gregorian_now_micros());
+    if let Some(ttl) = msg.expires_in {
+        props = props.with_expiration(ShortString::from(ttl.as_millis().max(1).to_string()));
+    }
     if !msg.headers.is_empty() {
         let mut t = FieldTable::default();
         for (k, v) in &msg.headers {

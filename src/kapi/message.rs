@@ -27,6 +27,8 @@ pub struct Outgoing {
     pub body: Vec<u8>,
     /// Ask the broker to return the message if nothing is bound for it.
     pub mandatory: bool,
+    /// Per-message TTL: the broker drops it if nobody took it in time.
+    pub expires_in: Option<std::time::Duration>,
 }
 
 impl Outgoing {
@@ -37,6 +39,7 @@ impl Outgoing {
             headers: Vec::new(),
             body,
             mandatory: false,
+            expires_in: None,
         }
     }
 
@@ -59,6 +62,13 @@ impl Outgoing {
 
     pub fn reply_json(to: &ReplyAddress, body: &Map<String, Value>) -> Self {
         Self::reply(to, serde_json::to_vec(body).expect("maps serialize"))
+    }
+
+    /// A request nobody takes within its requester's wait is worthless: let
+    /// the broker drop it rather than have it answered late.
+    pub fn expiring(mut self, after: std::time::Duration) -> Self {
+        self.expires_in = Some(after);
+        self
     }
 
     pub fn mandatory(mut self) -> Self {

@@ -25,36 +25,31 @@ pub struct TestVhost {
     pub name: String,
 }
 
-fn mgmt(method: &str, path: &str) -> bool {
-    let Ok(base) = std::env::var("KAZOO_CHANNELS_TEST_MGMT_URL") else {
-        return false;
-    };
+/// The management HTTP API, when `KAZOO_CHANNELS_TEST_MGMT_URL` is set (the
+/// compose `tests` profile, where no `rabbitmqctl` runs beside the broker).
+/// Returns the response body, or `None` without a management URL.
+fn mgmt(method: &str, path: &str) -> Option<String> {
+    let base = std::env::var("KAZOO_CHANNELS_TEST_MGMT_URL").ok()?;
+    let base = base.trim_start_matches("http://").to_owned();
     let (auth, host) = base
-        .trim_start_matches("http://")
         .rsplit_once('@')
         .map(|(a, h)| (a.to_owned(), h.to_owned()))
-        .unwrap_or_else(|| {
-            (
-                "guest:guest".into(),
-                base.trim_start_matches("http://").to_owned(),
-            )
-        });
-    let status = Command::new("curl")
-        .args([
-            "-sf",
-            "-u",
-            &auth,
-            "-X",
-            method,
-            "-H",
-            "content-type: application/json",
-        ])
-        .args(["-d", r#"{"configure":".*","write":".*","read":".*"}"#])
+        .unwrap_or_else(|| ("guest:guest".into(), base.clone()));
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sf", "-u", &auth, "-X", method]);
+    if method == "PUT" {
+        cmd.args(["-H", "content-type: application/json"])
+            .args(["-d", r#"{"configure":".*","write":".*","read":".*"}"#]);
+    }
+    let out = cmd
         .arg(format!("http://{host}/api/{path}"))
-        .status()
+        .output()
         .expect("curl runs");
-    assert!(status.success(), "management API {method} {path} failed");
-    true
+    assert!(
+        out.status.success(),
+        "management API {method} {path} failed"
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn rabbitmqctl(args: &[&str]) {
@@ -84,7 +79,7 @@ impl TestVhost {
             "kc-test-{test}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        if !mgmt("PUT", &format!("vhosts/{name}")) {
+        if mgmt("PUT", &format!("vhosts/{name}")).is_none() {
             rabbitmqctl(&["add_vhost", &name]);
             rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
         } else {
@@ -136,6 +131,13 @@ impl TestVhost {
 
     /// (messages ready, messages unacknowledged) of a queue of this vhost.
     pub fn queue_depth(&self, queue: &str) -> Option<(u64, u64)> {
+        if let Some(body) = mgmt("GET", &format!("queues/{}/{queue}", self.name)) {
+            let q: Value = serde_json::from_str(&body).ok()?;
+            return Some((
+                q["messages_ready"].as_u64()?,
+                q["messages_unacknowledged"].as_u64()?,
+            ));
+        }
         let out = Command::new("rabbitmqctl")
             .args([
                 "-q",
@@ -159,6 +161,21 @@ impl TestVhost {
 
     /// `rabbitmqctl list_bindings` for this vhost: (source, destination, routing key).
     pub fn bindings(&self) -> Vec<(String, String, String)> {
+        if let Some(body) = mgmt("GET", &format!("bindings/{}", self.name)) {
+            let list: Vec<Value> = serde_json::from_str(&body).unwrap_or_default();
+            let field = |b: &Value, k: &str| b[k].as_str().unwrap_or_default().to_owned();
+            return list
+                .iter()
+                .map(|b| {
+                    (
+                        field(b, "source"),
+                        field(b, "destination"),
+                        field(b, "routing_key"),
+                    )
+                })
+                .filter(|(src, _, _)| !src.is_empty())
+                .collect();
+        }
         let out = Command::new("rabbitmqctl")
             .args([
                 "-q",
@@ -186,9 +203,17 @@ impl TestVhost {
     }
 }
 
+impl TestVhost {
+    pub fn delete_queue(&self, queue: &str) {
+        if mgmt("DELETE", &format!("queues/{}/{queue}", self.name)).is_none() {
+            rabbitmqctl(&["delete_queue", queue, "-p", &self.name]);
+        }
+    }
+}
+
 impl Drop for TestVhost {
     fn drop(&mut self) {
-        if !mgmt("DELETE", &format!("vhosts/{}", self.name)) {
+        if mgmt("DELETE", &format!("vhosts/{}", self.name)).is_none() {
             let _ = Command::new("rabbitmqctl")
                 .args(["-q", "delete_vhost", &self.name])
                 .output();
