@@ -371,6 +371,7 @@ pub async fn handler_cost(shared: &Shared, query: &[u8], command: &[u8], n: u32)
             "the query is answered"
         );
     };
+    answer(); // once untimed, as the command below
     let began = Instant::now();
     for _ in 0..n {
         answer();
@@ -387,6 +388,8 @@ pub async fn handler_cost(shared: &Shared, query: &[u8], command: &[u8], n: u32)
     }
     let query_cold_us = cold.as_secs_f64() * 1e6 / f64::from(n / 10);
     let publisher = Confirmed::default();
+    // Once untimed: the schemas are compiled on first use.
+    commands::handle(&shared.registry, &shared.identity, &publisher, command).await;
     let began = Instant::now();
     for _ in 0..n {
         let reply = commands::handle(&shared.registry, &shared.identity, &publisher, command).await;
