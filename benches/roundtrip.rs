@@ -20,16 +20,17 @@ mod support;
 
 use std::sync::Arc;
 
-use kazoo_channels::bus::{BusClient, topology::BindingDef};
+use kazoo_channels::bus::topology::BindingDef;
 use kazoo_channels::commands;
 use kazoo_channels::kapi::new_msg_id;
 use kazoo_channels::kapi::time::gregorian_now_secs;
 use kazoo_channels::queries;
 use serde_json::{Map, Value, json};
 
+use support::common::TestVhost;
 use support::echo::{Echo, Responder, Template};
 use support::load::{Target, compare};
-use support::{Machine, Vhost, runtime, table};
+use support::{Machine, runtime, table};
 
 const ACCOUNTS: usize = 1000;
 /// Calls per account: two legs each, so 100 channels.
@@ -44,12 +45,13 @@ fn main() {
         .collect();
     let began = std::time::Instant::now();
     let machine = Machine::probe();
-    let vhost = Vhost::create("roundtrip");
+    support::log_to_sink();
+    let vhost = TestVhost::new("bench-roundtrip");
     // Three runtimes, as three processes would be: the worker, the echo
     // responder (and the stand-in Konami), the requesters.
     let (worker_rt, echo_rt, client_rt) = (runtime("worker"), runtime("echo"), runtime("client"));
 
-    let worker = worker_rt.block_on(support::start_worker(&vhost.url()));
+    let worker = worker_rt.block_on(support::start_worker(&vhost));
     let scene = support::fill(&worker.shared.registry, ACCOUNTS, CALLS);
     let shared = &worker.shared;
     let account = scene.account.id.clone();
@@ -157,11 +159,7 @@ fn main() {
     });
 
     let (q, c, published) = client_rt.block_on(async {
-        let client = Arc::new(
-            BusClient::connect(&vhost.url(), "crossbar")
-                .await
-                .expect("the requester connects"),
-        );
+        let client = Arc::new(vhost.client("crossbar").await);
         let account_key = kazoo_channels::kapi::encode(&account);
         let queries = |label, routing_key: String| Target {
             label,
@@ -195,7 +193,7 @@ fn main() {
             secs,
         )
         .await;
-        let konami = support::konami(&vhost.url()).await;
+        let konami = support::konami(&vhost).await;
         let c = compare(
             &client,
             &[
@@ -207,7 +205,7 @@ fn main() {
             secs,
         )
         .await;
-        let published = konami.received();
+        let published = konami.received().len();
         konami.stop().await;
         (q, c, published)
     });

@@ -1,27 +1,25 @@
-//! The round-trip bench's plumbing: a private vhost, the worker under test with a
-//! filled registry, a stand-in Konami, the machine's description and the table.
+//! The round-trip bench's plumbing: the worker under test with a filled
+//! registry, the handlers' own cost, the machine's description and the table.
+//! The private vhost and the stand-in Konami are the integration tests' own.
 
+#[path = "../../tests/common/mod.rs"]
+pub mod common;
 pub mod echo;
 pub mod load;
 
 use std::fmt;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use kazoo_channels::bus::topology::{BindingDef, QueueDef};
-use kazoo_channels::bus::{self, BusPublisher};
-use kazoo_channels::config::Settings;
 use kazoo_channels::kapi::time::gregorian_now_secs;
 use kazoo_channels::kapi::{CallEvent, Outgoing, Publish, PublishError, PublishOutcome};
 use kazoo_channels::registry::Registry;
 use kazoo_channels::simulate::{SimAccount, SimCall};
-use kazoo_channels::worker::Shared;
-use kazoo_channels::worker::{self, WorkerHandle};
+use kazoo_channels::worker::{Shared, WorkerHandle};
 use kazoo_channels::{commands, queries};
-use tokio_util::sync::CancellationToken;
 
+use common::{StandIn, TestVhost};
 use load::{Level, Run};
 
 /// A multi-threaded runtime with one thread per core, as the worker's own.
@@ -31,51 +29,6 @@ pub fn runtime(name: &str) -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-fn rabbitmqctl(args: &[&str]) -> String {
-    let out = Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A vhost of the bench's own, deleted (with everything on it) when dropped.
-pub struct Vhost {
-    name: String,
-}
-
-impl Vhost {
-    pub fn create(bench: &str) -> Self {
-        let name = format!(
-            "kc-bench-{bench}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        rabbitmqctl(&["add_vhost", &name]);
-        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-        Self { name }
-    }
-
-    pub fn url(&self) -> String {
-        let base = std::env::var("KAZOO_CHANNELS_TEST_AMQP_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into());
-        format!("{}/{}", base.trim_end_matches('/'), self.name)
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["-q", "delete_vhost", &self.name])
-            .output();
-    }
 }
 
 /// What the numbers were measured on.
@@ -94,7 +47,11 @@ impl Machine {
             .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
             .map(|(_, m)| m.trim().to_owned())
             .unwrap_or_else(|| "unknown".into());
-        let status = rabbitmqctl(&["status"]);
+        let status = Command::new("rabbitmqctl")
+            .args(["-q", "status"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
         let rabbitmq = status
             .lines()
             .find_map(|l| l.trim().strip_prefix("RabbitMQ version:"))
@@ -125,32 +82,25 @@ impl fmt::Display for Machine {
     }
 }
 
-/// The real worker on `url`, connected and warm. Logs go through a subscriber
-/// at `info` (as deployed) into a sink, so their cost is counted, not printed.
-pub async fn start_worker(url: &str) -> WorkerHandle {
+/// The real worker on the vhost, connected and warm. Logs go through a
+/// subscriber at `info` (as deployed) into a sink, so their cost is counted,
+/// not printed; it is installed before the vhost's own (`warn`) would be.
+pub fn log_to_sink() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::sink)
         .try_init();
-    let mut s = Settings::defaults();
-    s.amqp.url = url.to_owned();
-    s.log.summary_interval_secs = 0;
+}
+
+pub async fn start_worker(vh: &TestVhost) -> WorkerHandle {
+    let mut s = vh.settings();
     // Nobody to warm up from on a fresh vhost, and nobody to reconcile with.
     s.cluster.snapshot_timeout_ms = 200;
     s.cluster.seed_timeout_ms = 200;
     s.cluster.reconcile_interval_secs = 0;
-    let w = worker::spawn(s);
-    assert!(
-        w.wait_connected(Duration::from_secs(20)).await,
-        "worker did not connect"
-    );
-    assert!(
-        w.wait_warm(Duration::from_secs(20)).await,
-        "worker did not warm up"
-    );
-    w
+    vh.worker_with(s).await
 }
 
 /// The account under test and its calls' A-legs.
@@ -219,66 +169,10 @@ fn account_events(n: usize, calls: usize) -> (SimAccount, Vec<String>, Vec<CallE
     (account, legs, events)
 }
 
-/// A stand-in Konami: a queue bound for every call's `flow`, drained and counted.
-pub struct Konami {
-    received: Arc<AtomicU64>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-pub async fn konami(url: &str) -> Konami {
-    let conn = bus::connect(url, "konami@bench").await.expect("connects");
-    let queue = QueueDef {
-        name: "konami@bench.metaflows".into(),
-        role: "konami".into(),
-        durable: false,
-        exclusive: true,
-        auto_delete: true,
-        arguments: Default::default(),
-        bindings: vec![BindingDef {
-            exchange: "metaflow".into(),
-            routing_key: "metaflow.flow.*".into(),
-        }],
-    };
-    let ch = conn.create_channel().await.expect("a channel");
-    bus::declare_queue(&ch, &queue).await.expect("declared");
-    let received = Arc::new(AtomicU64::new(0));
-    let count = received.clone();
-    let stop = CancellationToken::new();
-    let consume = bus::consumer(
-        &conn,
-        queue.name,
-        256,
-        1,
-        BusPublisher::open(&conn).await.expect("a publisher"),
-        Arc::new(move |_| {
-            count.fetch_add(1, Ordering::Relaxed);
-            Box::pin(std::future::ready(Vec::new()))
-        }),
-        stop.clone(),
-    )
-    .await
-    .expect("consuming");
-    let task = tokio::spawn(async move {
-        let _ = consume.await;
-        let _ = conn.close(200, "bye".into()).await;
-    });
-    Konami {
-        received,
-        stop,
-        task,
-    }
-}
-
-impl Konami {
-    pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
-    }
-
-    pub async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
-    }
+/// A stand-in Konami: bound for every call's `flow`, as Konami binds for a
+/// call with metaflows.
+pub async fn konami(vh: &TestVhost) -> StandIn {
+    StandIn::start(vh, "konami", &[("metaflow", "metaflow.flow.*")], |_| None).await
 }
 
 fn ms(us: u32) -> String {
