@@ -235,8 +235,8 @@ fn main() {
     println!("{}", table(&c, 2));
     println!("metaflow messages received by the stand-in Konami: {published}");
     println!(
-        "handlers alone (in process, no broker): query {:.0} µs with warm caches, {:.0} µs with cold ones; command {:.0} µs (its publish confirmed at once)",
-        cost.query_us, cost.query_cold_us, cost.command_us
+        "handlers alone (in process, no broker), µs with warm / cold caches: query {:.0} / {:.0}, command {:.0} / {:.0} (its publish confirmed at once)",
+        cost.query.0, cost.query.1, cost.command.0, cost.command.1
     );
     println!("total {:.0} s", began.elapsed().as_secs_f64());
 }
