@@ -10,11 +10,15 @@
 //! replies matched by `Msg-ID`). The worker under test is the real one, on a
 //! runtime of its own; the echo responder is consumed, published and acked by the
 //! same transport code (`bus::consumer`, `BusPublisher`) from a queue declared like
-//! ours, and answers with a fixed reply of the real reply's size.
+//! ours, and answers with a fixed reply of the real reply's size. Commands get a
+//! second baseline: an echo that also publishes a fixed metaflow message
+//! (mandatory, confirmed) first, the broker work the command contract itself
+//! costs.
 //!
 //! `cargo bench --bench roundtrip`. Needs `rabbitmqctl` (a private vhost is
 //! created and deleted). `ROUNDTRIP_SECS` (default 5): measured seconds per side
-//! and in-flight level; `ROUNDTRIP_LEVELS` (default `1,16,64`).
+//! and in-flight level; `ROUNDTRIP_LEVELS` (default `1,16,64`);
+//! `ROUNDTRIP_VERBOSE`: each slice's rate on stderr.
 
 mod support;
 
