@@ -90,8 +90,12 @@ impl Shared {
         intake::apply_event(&self.registry, &self.stats, &msg);
     }
 
+    /// Holds events until `finish_warmup`. The instance counts as warming until
+    /// then, so status says so and a session that ends mid-warm-up leaves the
+    /// next one to warm up again (the buffer is drained only by a warm-up).
     fn start_buffering(&self) {
         let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        self.warm.store(false, Ordering::Release);
         buffer.get_or_insert_with(Vec::new);
     }
 
