@@ -7,7 +7,10 @@ pub struct Stats {
     pub events_applied: AtomicU64,
     pub events_ignored: AtomicU64,
     pub events_rejected: AtomicU64,
+    /// Channel queries answered (the five Kazoo APIs).
     pub requests_answered: AtomicU64,
+    /// Channel commands answered, whatever the outcome.
+    pub commands_answered: AtomicU64,
     pub requests_rejected: AtomicU64,
     pub reconnects: AtomicU64,
     /// Channels dropped for exceeding the configured maximum age.

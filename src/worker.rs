@@ -220,10 +220,11 @@ fn services(shared: &Arc<Shared>, publisher: &BusPublisher) -> Vec<Service> {
                 Arc::new(move |msg| {
                     let (s, p) = (s.clone(), p.clone());
                     Box::pin(async move {
-                        commands::handle(&s.registry, &s.identity, &p, &msg.body)
-                            .await
-                            .into_iter()
-                            .collect()
+                        let reply = commands::handle(&s.registry, &s.identity, &p, &msg.body).await;
+                        if reply.is_some() {
+                            Stats::inc(&s.stats.commands_answered);
+                        }
+                        reply.into_iter().collect()
                     })
                 })
             },
@@ -511,6 +512,7 @@ fn spawn_housekeeping(shared: &Arc<Shared>, shutdown: &CancellationToken) {
                 events_rejected_total = r,
                 queries_answered_total = Stats::get(&s.stats.requests_answered),
                 queries_rejected_total = Stats::get(&s.stats.requests_rejected),
+                commands_answered_total = Stats::get(&s.stats.commands_answered),
                 "summary"
             );
             (applied, rejected) = (a, r);

@@ -120,17 +120,7 @@ async fn every_instance_answers_status() {
     let vh = TestVhost::new("status");
     let workers = [vh.worker().await, vh.worker().await, vh.worker().await];
     let client = vh.client("operator").await;
-    let replies = client
-        .request(
-            "callctl",
-            cluster::STATUS_ROUTING_KEY,
-            "channels",
-            "status_req",
-            Default::default(),
-            Collect::all(Duration::from_millis(800)),
-        )
-        .await
-        .unwrap();
+    let replies = status_replies(&client, Duration::from_millis(800)).await;
     let nodes: BTreeSet<&str> = replies.iter().filter_map(|r| r["Node"].as_str()).collect();
     let expected: BTreeSet<&str> = workers
         .iter()
@@ -461,17 +451,7 @@ async fn wait_for_instances(vh: &TestVhost, n: usize, channels: u64) -> Vec<Valu
     let client = vh.client("operator").await;
     let mut last = Vec::new();
     for _ in 0..60 {
-        last = client
-            .request(
-                "callctl",
-                cluster::STATUS_ROUTING_KEY,
-                "channels",
-                "status_req",
-                Default::default(),
-                Collect::all(Duration::from_millis(500)),
-            )
-            .await
-            .unwrap();
+        last = status_replies(&client, Duration::from_millis(500)).await;
         if last.len() == n
             && last
                 .iter()

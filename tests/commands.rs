@@ -12,8 +12,6 @@ use kazoo_channels::bus::{BusClient, BusPublisher, Collect, Topology};
 use kazoo_channels::kapi::schema::schemas;
 use kazoo_channels::kapi::{Identity, Outgoing, PublishOutcome, encode, new_msg_id};
 use kazoo_channels::worker::WorkerHandle;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -47,40 +45,11 @@ impl Konami {
             .await
             .unwrap();
         let ch = conn.create_channel().await.unwrap();
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        for key in ["metaflow.flow.*", "metaflow.action.*.*"] {
-            ch.queue_bind(
-                q.name().clone(),
-                "metaflow".into(),
-                key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        }
-        let mut consumer = ch
-            .basic_consume(
-                q.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let bindings = [
+            ("metaflow", "metaflow.flow.*"),
+            ("metaflow", "metaflow.action.*.*"),
+        ];
+        let (_, mut consumer) = tap(&ch, "", &bindings).await;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(Ok(d)) = consumer.next().await {
@@ -302,6 +271,20 @@ async fn accepted_commands_reach_konami_as_wire_md_shows_them() {
         );
     }
     assert!(konami.got_nothing().await, "one message per command");
+    // 2 metaflows + 2 documented actions + 6 others, counted in the status.
+    let status = status_replies(&client, Duration::from_millis(500)).await;
+    assert_eq!(status.len(), 1);
+    assert_eq!(
+        (
+            &status[0]["Commands-Answered"],
+            &status[0]["Queries-Answered"]
+        ),
+        (&json!(10), &json!(0))
+    );
+    assert_eq!(status[0]["Requests-Answered"], 10);
+    schemas()
+        .validate("channels.status_resp", &status[0], "")
+        .unwrap();
     konami.leave().await;
     client.close().await;
     w.shutdown().await;
@@ -660,22 +643,7 @@ async fn mandatory_publish_outcomes_are_attributed_to_the_right_message() {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    ch.queue_declare(
-        "routed".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    ch.queue_bind(
-        "routed".into(),
-        "metaflow".into(),
-        "metaflow.action.routed.*".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let _routed = tap(&ch, "routed", &[("metaflow", "metaflow.action.routed.*")]).await;
     let p = BusPublisher::open(&conn).await.unwrap();
     let msg = |rk: &str| Outgoing::new("metaflow", rk.to_owned(), b"{}".to_vec()).mandatory();
     let (routed, unroutable) = (

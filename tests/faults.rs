@@ -4,25 +4,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use kazoo_channels::bus::Collect;
 use kazoo_channels::simulate::{self, SimulateArgs};
 use kazoo_channels::stats::Stats;
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn calls(n: u64) -> SimulateArgs {
     SimulateArgs {
@@ -40,17 +26,7 @@ async fn answers_status(vh: &TestVhost, node: &str) -> bool {
     let Ok(client) = kazoo_channels::bus::BusClient::connect(&vh.url(), "operator").await else {
         return false;
     };
-    let replies = client
-        .request(
-            "callctl",
-            "channels.status",
-            "channels",
-            "status_req",
-            Default::default(),
-            Collect::first(Duration::from_secs(1)),
-        )
-        .await
-        .unwrap_or_default();
+    let replies = status_replies(&client, Duration::from_secs(1)).await;
     client.close().await;
     replies.iter().any(|r| r["Node"] == node)
 }
@@ -62,13 +38,7 @@ async fn survives_a_closed_connection() {
     simulate::run(&vh.url(), &calls(50)).await.unwrap();
     assert!(eventually(Duration::from_secs(20), || w.registry().len() == 100).await);
 
-    rabbitmqctl(&[
-        "-q",
-        "close_all_connections",
-        "--vhost",
-        &vh.name,
-        "fault test",
-    ]);
+    rabbitmqctl(&["close_all_connections", "--vhost", &vh.name, "fault test"]);
     assert!(
         eventually(Duration::from_secs(15), || Stats::get(
             &w.shared.stats.reconnects

@@ -84,14 +84,7 @@ async fn call_events_build_and_clear_the_registry() {
             .await
             .unwrap();
     }
-    assert!(
-        eventually(WAIT, || w
-            .registry()
-            .get(&call)
-            .is_some_and(|c| c.other_leg.is_some()))
-        .await,
-        "channel not bridged in the registry"
-    );
+    until_bridged(&w, &call).await;
     {
         let reg = w.registry();
         let ch = reg.get(&call).unwrap();

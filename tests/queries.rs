@@ -14,8 +14,7 @@ use kazoo_channels::kapi::schema::schemas;
 use kazoo_channels::kapi::{Outgoing, encode};
 use kazoo_channels::stats::Stats;
 use kazoo_channels::worker::WorkerHandle;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
@@ -310,13 +309,7 @@ async fn account_query_gives_crossbar_the_seed_fields() {
     c.publish(&event_msg(&a_leg_event("CHANNEL_BRIDGE", &call, &account)))
         .await
         .unwrap();
-    assert!(
-        eventually(WAIT, || w
-            .registry()
-            .get(&call)
-            .is_some_and(|c| c.other_leg.is_some()))
-        .await
-    );
+    until_bridged(&w, &call).await;
     let r = account_query(&c, &account).await;
     let ch = &r["Channels"][0];
     assert_eq!(ch["other_leg"], "5e0c1c3a-2b7d-4a4f-9a51-0f2e7b7e6c11");
@@ -619,35 +612,7 @@ async fn a_pid_server_id_is_answered_on_its_queue_with_deliver_to_pid() {
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
     let queue = "QUEUE";
-    let opts = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    ch.queue_declare(queue.into(), opts, FieldTable::default())
-        .await
-        .unwrap();
-    ch.queue_bind(
-        queue.into(),
-        "targeted".into(),
-        queue.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let (_, mut consumer) = tap(&ch, queue, &[("targeted", queue)]).await;
     let request = json!({
         "App-Name": "callflow", "App-Version": "5.0.0", "Node": "callflow@kz1.example.com",
         "Event-Category": "call_event", "Event-Name": "channel_status_req",

@@ -28,7 +28,13 @@ pub fn reply(shared: &Shared, req: &Request) -> Option<Outgoing> {
     put("Channels", json!(shared.registry().len()));
     put("Events-Applied", json!(Stats::get(&s.events_applied)));
     put("Events-Rejected", json!(Stats::get(&s.events_rejected)));
-    put("Requests-Answered", json!(Stats::get(&s.requests_answered)));
+    let (queries, commands) = (
+        Stats::get(&s.requests_answered),
+        Stats::get(&s.commands_answered),
+    );
+    put("Requests-Answered", json!(queries + commands));
+    put("Queries-Answered", json!(queries));
+    put("Commands-Answered", json!(commands));
     put("Requests-Rejected", json!(Stats::get(&s.requests_rejected)));
     put("Reconnects", json!(Stats::get(&s.reconnects)));
     put("Channels-Reaped", json!(Stats::get(&s.channels_reaped)));

@@ -52,7 +52,7 @@ fn mgmt(method: &str, path: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn rabbitmqctl(args: &[&str]) {
+pub fn rabbitmqctl(args: &[&str]) {
     let out = Command::new("rabbitmqctl")
         .arg("-q")
         .args(args)
@@ -285,8 +285,7 @@ impl StandIn {
         answer: impl Fn(&Value) -> Option<Value> + Send + Sync + 'static,
     ) -> Self {
         use futures_util::StreamExt;
-        use lapin::options::*;
-        use lapin::types::FieldTable;
+        use lapin::options::BasicPublishOptions;
         let conn = lapin::Connection::connect(&vh.url(), lapin::ConnectionProperties::default())
             .await
             .expect("stand-in connects");
@@ -296,40 +295,7 @@ impl StandIn {
         exchanges.queues.clear();
         kazoo_channels::bus::declare(&ch, &exchanges).await.unwrap();
         let q = format!("{app_name}@standin-{}", &hex_id()[..8]);
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-        for (ex, rk) in bindings {
-            ch.queue_bind(
-                q.as_str().into(),
-                (*ex).into(),
-                (*rk).into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        }
-        let mut consumer = ch
-            .basic_consume(
-                q.as_str().into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let (_, mut consumer) = tap(&ch, &q, bindings).await;
         let received: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>> = Default::default();
         let rec = received.clone();
         let app = app_name.to_owned();
@@ -374,4 +340,78 @@ impl StandIn {
     pub async fn stop(self) {
         let _ = self.conn.close(200, "bye".into()).await;
     }
+}
+
+/// A queue of the test's own (server-named when `queue` is empty), bound to
+/// `bindings` (exchange, routing key) and read without acks: what a Kazoo app
+/// listening on the bus receives. Returns the queue's name and its consumer.
+pub async fn tap(
+    ch: &lapin::Channel,
+    queue: &str,
+    bindings: &[(&str, &str)],
+) -> (String, lapin::Consumer) {
+    use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let opts = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..Default::default()
+    };
+    let q = ch
+        .queue_declare(queue.into(), opts, FieldTable::default())
+        .await
+        .expect("tap queue declared");
+    let name = q.name().to_string();
+    for (ex, rk) in bindings {
+        ch.queue_bind(
+            name.as_str().into(),
+            (*ex).into(),
+            (*rk).into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("tap queue bound");
+    }
+    let no_ack = BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    let consumer = ch
+        .basic_consume(
+            name.as_str().into(),
+            "".into(),
+            no_ack,
+            FieldTable::default(),
+        )
+        .await
+        .expect("tap consumed");
+    (name, consumer)
+}
+
+/// Every instance's answer to our own `channels`/`status_req`, collected for `wait`.
+pub async fn status_replies(client: &BusClient, wait: Duration) -> Vec<Value> {
+    client
+        .request(
+            "callctl",
+            kazoo_channels::cluster::STATUS_ROUTING_KEY,
+            "channels",
+            "status_req",
+            Default::default(),
+            kazoo_channels::bus::Collect::all(wait),
+        )
+        .await
+        .unwrap_or_default()
+}
+
+/// Waits until `call` is in the worker's registry, bridged.
+pub async fn until_bridged(w: &WorkerHandle, call: &str) {
+    assert!(
+        eventually(Duration::from_secs(10), || w
+            .registry()
+            .get(call)
+            .is_some_and(|c| c.other_leg.is_some()))
+        .await,
+        "channel {call} not bridged in the registry"
+    );
 }
