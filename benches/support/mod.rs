@@ -154,7 +154,10 @@ pub fn fill(registry: &RwLock<Registry>, accounts: usize, calls: usize) -> Scene
 }
 
 /// One account's calls: the account, the calls' A-legs, their set-up events.
-fn account_events(n: usize, calls: usize) -> (SimAccount, Vec<String>, Vec<CallEvent>) {
+fn account_events(
+    n: usize,
+    calls: usize,
+) -> (SimAccount, Vec<String>, Vec<CallEvent<'static>>) {
     let account = SimAccount::new(n);
     let mut legs = Vec::with_capacity(calls);
     let mut events = Vec::with_capacity(calls * 6);
@@ -163,7 +166,11 @@ fn account_events(n: usize, calls: usize) -> (SimAccount, Vec<String>, Vec<CallE
         events.extend(
             call.setup_events()
                 .iter()
-                .map(|ev| CallEvent::decode(&ev.body).expect("the simulator's events decode")),
+                .map(|ev| {
+                    CallEvent::decode(&ev.body)
+                        .expect("the simulator's events decode")
+                        .into_owned()
+                }),
         );
         legs.push(call.a_leg);
     }

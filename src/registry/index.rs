@@ -1,19 +1,19 @@
 //! Secondary indexes, so a lookup costs in proportion to its matches.
 
-use std::collections::{HashMap, HashSet};
-
 use super::channel::{Channel, Text};
+use super::intern::{FastMap, FastSet};
 
-type Set = HashSet<Text>;
+pub type Set = FastSet<Text>;
 
 #[derive(Debug, Default)]
 pub struct Indexes {
-    pub account: HashMap<Text, Set>,
-    pub owner: HashMap<Text, Set>,
-    pub authorizing: HashMap<Text, Set>,
-    pub realm: HashMap<Text, Set>,
-    /// Keyed by (realm, username) as stored: ecallmgr compares stored values as is.
-    pub user: HashMap<(Text, Text), Set>,
+    pub account: FastMap<Text, Set>,
+    pub owner: FastMap<Text, Set>,
+    pub authorizing: FastMap<Text, Set>,
+    pub realm: FastMap<Text, Set>,
+    /// Realm, then username, as stored: ecallmgr compares stored values as is.
+    /// Two levels, so a lookup by two borrowed strings needs no key built.
+    pub user: FastMap<Text, FastMap<Text, Set>>,
 }
 
 /// The values a channel is indexed by.
@@ -36,43 +36,48 @@ impl IndexKeys {
             username: ch.username.clone(),
         }
     }
-
-    fn user(&self) -> Option<(Text, Text)> {
-        Some((self.realm.clone()?, self.username.clone()?))
-    }
 }
 
-fn add<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Set>, key: Option<K>, id: &Text) {
+fn add(map: &mut FastMap<Text, Set>, key: &Option<Text>, id: &Text) {
     if let Some(k) = key {
-        map.entry(k).or_default().insert(id.clone());
+        map.entry(k.clone()).or_default().insert(id.clone());
     }
 }
 
-fn del<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Set>, key: Option<K>, id: &Text) {
+fn del(map: &mut FastMap<Text, Set>, key: &Option<Text>, id: &Text) {
     if let Some(k) = key
-        && let Some(set) = map.get_mut(&k)
+        && let Some(set) = map.get_mut(k)
     {
         set.remove(id);
         if set.is_empty() {
-            map.remove(&k);
+            map.remove(k);
         }
     }
 }
 
 impl Indexes {
     pub fn insert(&mut self, keys: &IndexKeys, id: &Text) {
-        add(&mut self.account, keys.account_id.clone(), id);
-        add(&mut self.owner, keys.owner_id.clone(), id);
-        add(&mut self.authorizing, keys.authorizing_id.clone(), id);
-        add(&mut self.realm, keys.realm.clone(), id);
-        add(&mut self.user, keys.user(), id);
+        add(&mut self.account, &keys.account_id, id);
+        add(&mut self.owner, &keys.owner_id, id);
+        add(&mut self.authorizing, &keys.authorizing_id, id);
+        add(&mut self.realm, &keys.realm, id);
+        if let (Some(realm), Some(_)) = (&keys.realm, &keys.username) {
+            add(self.user.entry(realm.clone()).or_default(), &keys.username, id);
+        }
     }
 
     pub fn remove(&mut self, keys: &IndexKeys, id: &Text) {
-        del(&mut self.account, keys.account_id.clone(), id);
-        del(&mut self.owner, keys.owner_id.clone(), id);
-        del(&mut self.authorizing, keys.authorizing_id.clone(), id);
-        del(&mut self.realm, keys.realm.clone(), id);
-        del(&mut self.user, keys.user(), id);
+        del(&mut self.account, &keys.account_id, id);
+        del(&mut self.owner, &keys.owner_id, id);
+        del(&mut self.authorizing, &keys.authorizing_id, id);
+        del(&mut self.realm, &keys.realm, id);
+        if let Some(realm) = &keys.realm
+            && let Some(users) = self.user.get_mut(realm)
+        {
+            del(users, &keys.username, id);
+            if users.is_empty() {
+                self.user.remove(realm);
+            }
+        }
     }
 }
