@@ -242,7 +242,9 @@ impl Channel {
                 self.fetch_id.as_ref(),
                 self.other_leg.as_ref(),
             ];
-            let vars = b.strings.vars_of(&entries, &own);
+            let vars = b
+                .strings
+                .vars_of(&entries, &own, self.custom_channel_vars.as_ref());
             let mut ccv_presence = None;
             for (key, val, raw) in vars.entries() {
                 let slot = match key {

@@ -3,7 +3,96 @@
 use super::channel::{Channel, Text};
 use super::intern::{FastMap, FastSet};
 
-pub type Set = FastSet<Text>;
+/// The call ids under one index key. Most keys (a user, a device, an owner)
+/// hold a channel or two: a short list costs a fraction of a hash set (at a
+/// million channels, a few hundred bytes per channel over the three per-user
+/// indexes) and is as quick to search at that size.
+#[derive(Debug)]
+pub enum Set {
+    Few(Vec<Text>),
+    Many(Box<FastSet<Text>>),
+}
+
+/// Past this many ids a list's linear search costs more than hashing.
+const FEW: usize = 16;
+
+impl Default for Set {
+    fn default() -> Self {
+        Set::Few(Vec::new())
+    }
+}
+
+impl Set {
+    fn insert(&mut self, id: &Text) {
+        match self {
+            Set::Few(v) if v.contains(id) => {}
+            Set::Few(v) if v.len() < FEW => {
+                v.reserve_exact(1);
+                v.push(id.clone());
+            }
+            Set::Few(v) => {
+                let mut set: FastSet<Text> = v.drain(..).collect();
+                set.insert(id.clone());
+                *self = Set::Many(Box::new(set));
+            }
+            Set::Many(set) => {
+                set.insert(id.clone());
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &Text) {
+        match self {
+            Set::Few(v) => {
+                if let Some(i) = v.iter().position(|x| x == id) {
+                    v.swap_remove(i);
+                }
+            }
+            Set::Many(set) => {
+                set.remove(id);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Set::Few(v) => v.is_empty(),
+            Set::Many(set) => set.is_empty(),
+        }
+    }
+
+    pub fn iter(&self) -> SetIter<'_> {
+        match self {
+            Set::Few(v) => SetIter::Few(v.iter()),
+            Set::Many(set) => SetIter::Many(set.iter()),
+        }
+    }
+}
+
+pub enum SetIter<'a> {
+    Few(std::slice::Iter<'a, Text>),
+    Many(std::collections::hash_set::Iter<'a, Text>),
+}
+
+impl<'a> Iterator for SetIter<'a> {
+    type Item = &'a Text;
+
+    fn next(&mut self) -> Option<&'a Text> {
+        match self {
+            SetIter::Few(i) => i.next(),
+            SetIter::Many(i) => i.next(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Set {
+    type Item = &'a Text;
+    type IntoIter = SetIter<'a>;
+
+    fn into_iter(self) -> SetIter<'a> {
+        self.iter()
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Indexes {
@@ -40,7 +129,7 @@ impl IndexKeys {
 
 fn add(map: &mut FastMap<Text, Set>, key: &Option<Text>, id: &Text) {
     if let Some(k) = key {
-        map.entry(k.clone()).or_default().insert(id.clone());
+        map.entry(k.clone()).or_default().insert(id);
     }
 }
 

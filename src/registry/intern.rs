@@ -107,10 +107,22 @@ impl Interner {
     /// `None` for anything but an object.
     pub fn vars(&mut self, raw: &RawValue, own: &[Option<&Text>]) -> Option<Vars> {
         let entries = object_entries(raw)?;
-        Some(self.vars_of(&entries, own))
+        Some(self.vars_of(&entries, own, None))
     }
 
-    pub fn vars_of(&mut self, entries: &[(Cow<'_, str>, &RawValue)], own: &[Option<&Text>]) -> Vars {
+    /// [`Interner::vars`] from the members; `old` are the variables the channel
+    /// had, whose values are taken where unchanged. A later event of a call
+    /// mostly repeats them, and a lookup in a large interner is a cache miss.
+    pub fn vars_of(
+        &mut self,
+        entries: &[(Cow<'_, str>, &RawValue)],
+        own: &[Option<&Text>],
+        old: Option<&Vars>,
+    ) -> Vars {
+        let (okeys, oraw, ovals): (&[Box<str>], &[bool], &[Text]) = old
+            .map(|o| (&o.shape.keys[..], &o.shape.raw[..], &o.vals[..]))
+            .unwrap_or_default();
+        let mut j = 0;
         let mut keys = Vec::with_capacity(entries.len());
         let mut vals = Vec::with_capacity(entries.len());
         for (k, v) in entries {
@@ -121,7 +133,16 @@ impl Interner {
                 Some(s) => (false, &s[..s.len() - 1]),
                 None => (true, text),
             };
-            let val = if !raw && PER_CALL_VARS.contains(&&**k) {
+            // Kazoo sends the variables in one order (sorted), so the old
+            // ones are walked once alongside.
+            let kept = okeys[j..].iter().position(|ok| **ok == **k).and_then(|at| {
+                let i = j + at;
+                j = i + 1;
+                (oraw[i] == raw && ovals[i].as_str() == body).then(|| ovals[i].clone())
+            });
+            let val = if let Some(v) = kept {
+                v
+            } else if !raw && PER_CALL_VARS.contains(&&**k) {
                 own.iter()
                     .flatten()
                     .find(|t| t.as_str() == body)
