@@ -13,6 +13,8 @@
 //!
 //! `cargo bench --bench registry`. `REGISTRY_CHANNELS` (default 1000000) scales
 //! the registry down for a quick look; the goals are for the default.
+//! `REGISTRY_PROFILE_QUERIES=N` repeats the account query N more times, for a
+//! profiler (`perf record`) to see mostly that.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -150,6 +152,15 @@ fn main() {
     let account = time(15, || {
         reply_len(&account_req);
     });
+    // For a profiler: this many more account queries, nothing else measured.
+    if let Some(n) = std::env::var("REGISTRY_PROFILE_QUERIES")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        time(n, || {
+            reply_len(&account_req);
+        });
+    }
     let copy = time(15, || {
         black_box(reply.to_vec());
     });

@@ -88,14 +88,16 @@ pub struct CallEvent<'a> {
         borrow
     )]
     pub category: Str<'a>,
-    #[serde(rename = "Event-Name", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(
+        rename = "Event-Name",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
     pub name: Str<'a>,
-    #[serde(rename = "Msg-ID", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(rename = "Msg-ID", default, deserialize_with = "lenient::cow", borrow)]
     pub msg_id: Str<'a>,
-    #[serde(rename = "Call-ID", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(rename = "Call-ID", default, deserialize_with = "lenient::cow", borrow)]
     pub call_id: Str<'a>,
     #[serde(rename = "Timestamp", default, deserialize_with = "lenient::u64")]
     pub timestamp: Option<u64>,
@@ -113,11 +115,14 @@ pub struct CallEvent<'a> {
         borrow
     )]
     pub destination_number: Str<'a>,
-    #[serde(rename = "Request", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(rename = "Request", default, deserialize_with = "lenient::cow", borrow)]
     pub request: Str<'a>,
-    #[serde(rename = "Presence-ID", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(
+        rename = "Presence-ID",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
     pub presence_id: Str<'a>,
     #[serde(
         rename = "Other-Leg-Call-ID",
@@ -167,11 +172,14 @@ pub struct CallEvent<'a> {
         borrow
     )]
     pub loopback_other_leg: Str<'a>,
-    #[serde(rename = "To-Tag", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(rename = "To-Tag", default, deserialize_with = "lenient::cow", borrow)]
     pub to_tag: Str<'a>,
-    #[serde(rename = "From-Tag", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(
+        rename = "From-Tag",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
     pub from_tag: Str<'a>,
     #[serde(
         rename = "Switch-Nodename",
@@ -187,11 +195,19 @@ pub struct CallEvent<'a> {
         borrow
     )]
     pub switch_hostname: Str<'a>,
-    #[serde(rename = "Switch-URL", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(
+        rename = "Switch-URL",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
     pub switch_url: Str<'a>,
-    #[serde(rename = "Media-Server", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(
+        rename = "Media-Server",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
     pub media_server: Str<'a>,
     #[serde(
         rename = "Caller-ID-Name",
@@ -221,11 +237,9 @@ pub struct CallEvent<'a> {
         borrow
     )]
     pub callee_id_number: Str<'a>,
-    #[serde(rename = "From", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(rename = "From", default, deserialize_with = "lenient::cow", borrow)]
     pub from: Str<'a>,
-    #[serde(rename = "To", default, deserialize_with = "lenient::cow",
-        borrow)]
+    #[serde(rename = "To", default, deserialize_with = "lenient::cow", borrow)]
     pub to: Str<'a>,
     #[serde(
         rename = "Custom-Channel-Vars",
@@ -361,7 +375,9 @@ pub fn object_entries(raw: &RawValue) -> Option<Vec<(Cow<'_, str>, &'_ RawValue)
         return None;
     }
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    serde::Deserializer::deserialize_map(&mut de, V).ok().flatten()
+    serde::Deserializer::deserialize_map(&mut de, V)
+        .ok()
+        .flatten()
 }
 
 /// An object key, borrowed unless it had escapes (serde's own `Cow` always copies).
@@ -454,7 +470,9 @@ mod tests {
 
     #[test]
     fn decodes_43_create() {
-        let ev = CallEvent::decode(&fixture("kazoo43.callevt.CHANNEL_CREATE.a-leg.json")).unwrap().into_owned();
+        let ev = CallEvent::decode(&fixture("kazoo43.callevt.CHANNEL_CREATE.a-leg.json"))
+            .unwrap()
+            .into_owned();
         assert_eq!(ev.kind, EventKind::Create);
         assert_eq!(ev.call_id(), "a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91");
         assert_eq!(ev.timestamp, Some(63_869_600_000));
@@ -470,7 +488,9 @@ mod tests {
 
     #[test]
     fn decodes_50_create_with_string_created_time() {
-        let ev = CallEvent::decode(&fixture("kazoo50.callevt.CHANNEL_CREATE.a-leg.json")).unwrap().into_owned();
+        let ev = CallEvent::decode(&fixture("kazoo50.callevt.CHANNEL_CREATE.a-leg.json"))
+            .unwrap()
+            .into_owned();
         assert_eq!(ev.destination_number.as_deref(), Some("2600"));
         assert_eq!(ev.answer_state.as_deref(), Some("ringing"));
     }

@@ -98,8 +98,6 @@ pub fn cow<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error>
 }
 
 /// A JSON value kept as its text, borrowed from the body.
-pub fn raw<'de: 'a, 'a, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Cow<'a, RawValue>>, D::Error> {
+pub fn raw<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, RawValue>>, D::Error> {
     Ok(Option::<&'de RawValue>::deserialize(d)?.map(Cow::Borrowed))
 }

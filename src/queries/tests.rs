@@ -61,7 +61,9 @@ fn event(name: &str, leg: &Leg) -> CallEvent<'static> {
     ccv["Realm"] = json!(leg.realm);
     ccv["Authorizing-ID"] = json!(leg.device);
     ccv["Owner-ID"] = json!(leg.owner);
-    CallEvent::decode(&serde_json::to_vec(&v).unwrap()).unwrap().into_owned()
+    CallEvent::decode(&serde_json::to_vec(&v).unwrap())
+        .unwrap()
+        .into_owned()
 }
 
 fn registry() -> Registry {
@@ -240,7 +242,9 @@ fn user_query_park_slot() {
     v["Request"] = json!("*3101@one.example.com");
     v["Custom-Channel-Vars"]["Realm"] = json!("one.example.com");
     reg.apply(
-        CallEvent::decode(&serde_json::to_vec(&v).unwrap()).unwrap().into_owned(),
+        CallEvent::decode(&serde_json::to_vec(&v).unwrap())
+            .unwrap()
+            .into_owned(),
         Instant::now(),
     );
     let park = json!({"Realm": "one.example.com", "Username": "*3101"});
@@ -252,7 +256,9 @@ fn user_query_park_slot() {
     b["Other-Leg-Call-ID"] = json!("peer@10.0.0.10");
     b["Msg-ID"] = json!("1702380809001122");
     reg.apply(
-        CallEvent::decode(&serde_json::to_vec(&b).unwrap()).unwrap().into_owned(),
+        CallEvent::decode(&serde_json::to_vec(&b).unwrap())
+            .unwrap()
+            .into_owned(),
         Instant::now(),
     );
     assert!(ask(&reg, "query_user_channels_req", park).is_none());

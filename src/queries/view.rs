@@ -93,9 +93,12 @@ pub fn lower(out: &mut Vec<u8>, ch: &Channel, now_gregorian: u64) {
     // the call, never true for us.
     out.extend_from_slice(
         concat!(
-            ",\"profile\":\"", "sipinterface_1",
-            "\",\"context\":\"", "context_2",
-            "\",\"dialplan\":\"", "XML",
+            ",\"profile\":\"",
+            "sipinterface_1",
+            "\",\"context\":\"",
+            "context_2",
+            "\",\"dialplan\":\"",
+            "XML",
             "\",\"handling_locally\":false"
         )
         .as_bytes(),
@@ -295,7 +298,9 @@ mod tests {
             "{}/tests/fixtures/kazoo43.callevt.CHANNEL_ANSWER.a-leg.json",
             env!("CARGO_MANIFEST_DIR")
         );
-        let ev = CallEvent::decode(&std::fs::read(path).unwrap()).unwrap().into_owned();
+        let ev = CallEvent::decode(&std::fs::read(path).unwrap())
+            .unwrap()
+            .into_owned();
         let mut ch = Channel::from_event(&ev, 0);
         ch.answered = true;
         ch

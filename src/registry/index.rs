@@ -151,7 +151,11 @@ impl Indexes {
         add(&mut self.authorizing, &keys.authorizing_id, id);
         add(&mut self.realm, &keys.realm, id);
         if let (Some(realm), Some(_)) = (&keys.realm, &keys.username) {
-            add(self.user.entry(realm.clone()).or_default(), &keys.username, id);
+            add(
+                self.user.entry(realm.clone()).or_default(),
+                &keys.username,
+                id,
+            );
         }
     }
 

@@ -333,14 +333,23 @@ mod tests {
         let mut i = Interner::default();
         let own = Text::from("call-1");
         let a = i
-            .vars(&raw(&json!({"Account-ID": "acct", "Bridge-ID": "call-1"})), &[Some(&own)])
+            .vars(
+                &raw(&json!({"Account-ID": "acct", "Bridge-ID": "call-1"})),
+                &[Some(&own)],
+            )
             .unwrap();
         let b = i
-            .vars(&raw(&json!({"Account-ID": "acct", "Bridge-ID": "call-2"})), &[])
+            .vars(
+                &raw(&json!({"Account-ID": "acct", "Bridge-ID": "call-2"})),
+                &[],
+            )
             .unwrap();
         assert!(Arc::ptr_eq(&a.shape, &b.shape));
         assert!(std::ptr::eq(a.vals[0].as_ptr(), b.vals[0].as_ptr()));
-        assert!(std::ptr::eq(a.vals[1].as_ptr(), own.as_ptr()), "per-call value reused");
+        assert!(
+            std::ptr::eq(a.vals[1].as_ptr(), own.as_ptr()),
+            "per-call value reused"
+        );
         assert_eq!(i.len(), 1, "per-call values stay out of the interner");
         drop((a, b));
         i.sweep();

@@ -96,9 +96,7 @@ impl Registry {
     }
 
     fn lookup<'a>(&'a self, set: Option<&'a Set>) -> impl Iterator<Item = &'a Channel> {
-        set.into_iter()
-            .flatten()
-            .filter_map(|id| self.get(id))
+        set.into_iter().flatten().filter_map(|id| self.get(id))
     }
 
     pub fn by_account(&self, account_id: &str) -> impl Iterator<Item = &Channel> {
