@@ -154,17 +154,17 @@ pub fn fill(registry: &RwLock<Registry>, accounts: usize, calls: usize) -> Scene
 }
 
 /// One account's calls: the account, the calls' A-legs, their set-up events.
-fn account_events(n: usize, calls: usize) -> (SimAccount, Vec<String>, Vec<CallEvent>) {
+fn account_events(n: usize, calls: usize) -> (SimAccount, Vec<String>, Vec<CallEvent<'static>>) {
     let account = SimAccount::new(n);
     let mut legs = Vec::with_capacity(calls);
     let mut events = Vec::with_capacity(calls * 6);
     for seq in 0..calls {
         let call = SimCall::new(&account, seq as u64);
-        events.extend(
-            call.setup_events()
-                .iter()
-                .map(|ev| CallEvent::decode(&ev.body).expect("the simulator's events decode")),
-        );
+        events.extend(call.setup_events().iter().map(|ev| {
+            CallEvent::decode(&ev.body)
+                .expect("the simulator's events decode")
+                .into_owned()
+        }));
         legs.push(call.a_leg);
     }
     (account, legs, events)

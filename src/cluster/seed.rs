@@ -8,7 +8,8 @@ use serde_json::value::RawValue;
 use crate::kapi::envelope::APP_NAME;
 use crate::kapi::lenient;
 use crate::registry::Channel;
-use crate::registry::channel::{DEFAULT_PRECEDENCE, RawJson, Seqs, Text};
+use crate::registry::channel::{DEFAULT_PRECEDENCE, Seqs, Text};
+use crate::registry::intern::{Interner, Vars};
 
 #[derive(Debug, Default, Deserialize)]
 struct ApiChannel {
@@ -152,8 +153,10 @@ fn t(s: Option<String>) -> Option<Text> {
     s.filter(|s| !s.is_empty()).map(Text::from)
 }
 
-fn object(raw: Option<Box<RawValue>>) -> Option<RawJson> {
-    raw.filter(|r| r.get().starts_with('{')).map(RawJson)
+/// A custom-variables object; the registry shares its values when it merges
+/// the channel.
+fn object(raw: Option<Box<RawValue>>) -> Option<Vars> {
+    Interner::default().vars(&raw?, &[])
 }
 
 /// One entry of `Channels` (keyed by call id) as a registry channel.

@@ -29,7 +29,9 @@ fn registry() -> RwLock<Registry> {
         lone,
     ] {
         r.apply(
-            CallEvent::decode(&serde_json::to_vec(&v).unwrap()).unwrap(),
+            CallEvent::decode(&serde_json::to_vec(&v).unwrap())
+                .unwrap()
+                .into_owned(),
             Instant::now(),
         );
     }

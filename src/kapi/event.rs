@@ -1,11 +1,13 @@
 //! Call events from the `callevt` exchange, decoded leniently from both the
 //! Kazoo 4.3 and 5.0 shapes (WIRE.md §5).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
-use super::lenient;
+use super::lenient::{self, Str};
 
 /// The lifecycle events the registry acts on; anything else is `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,64 +75,83 @@ pub enum EventError {
 }
 
 /// The keys of a call event the registry uses; the rest of the body is ignored.
+/// Text borrows from the body where it can: [`CallEvent::into_owned`] for an
+/// event kept longer than its delivery.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CallEvent {
+pub struct CallEvent<'a> {
     #[serde(skip)]
     pub kind: EventKind,
     #[serde(
         rename = "Event-Category",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub category: Option<String>,
-    #[serde(rename = "Event-Name", default, deserialize_with = "lenient::string")]
-    pub name: Option<String>,
-    #[serde(rename = "Msg-ID", default, deserialize_with = "lenient::string")]
-    pub msg_id: Option<String>,
-    #[serde(rename = "Call-ID", default, deserialize_with = "lenient::string")]
-    pub call_id: Option<String>,
+    pub category: Str<'a>,
+    #[serde(
+        rename = "Event-Name",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
+    pub name: Str<'a>,
+    #[serde(rename = "Msg-ID", default, deserialize_with = "lenient::cow", borrow)]
+    pub msg_id: Str<'a>,
+    #[serde(rename = "Call-ID", default, deserialize_with = "lenient::cow", borrow)]
+    pub call_id: Str<'a>,
     #[serde(rename = "Timestamp", default, deserialize_with = "lenient::u64")]
     pub timestamp: Option<u64>,
     #[serde(
         rename = "Call-Direction",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub direction: Option<String>,
+    pub direction: Str<'a>,
     #[serde(
         rename = "Caller-Destination-Number",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub destination_number: Option<String>,
-    #[serde(rename = "Request", default, deserialize_with = "lenient::string")]
-    pub request: Option<String>,
-    #[serde(rename = "Presence-ID", default, deserialize_with = "lenient::string")]
-    pub presence_id: Option<String>,
+    pub destination_number: Str<'a>,
+    #[serde(rename = "Request", default, deserialize_with = "lenient::cow", borrow)]
+    pub request: Str<'a>,
+    #[serde(
+        rename = "Presence-ID",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
+    pub presence_id: Str<'a>,
     #[serde(
         rename = "Other-Leg-Call-ID",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub other_leg: Option<String>,
+    pub other_leg: Str<'a>,
     #[serde(
         rename = "Bridge-B-Unique-ID",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub bridge_b_unique_id: Option<String>,
+    pub bridge_b_unique_id: Str<'a>,
     #[serde(
         rename = "Channel-Answer-State",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub answer_state: Option<String>,
+    pub answer_state: Str<'a>,
     #[serde(
         rename = "Channel-Call-State",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub call_state: Option<String>,
+    pub call_state: Str<'a>,
     #[serde(
         rename = "Channel-Is-Loopback",
         default,
@@ -140,74 +161,107 @@ pub struct CallEvent {
     #[serde(
         rename = "Channel-Loopback-Leg",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub loopback_leg: Option<String>,
+    pub loopback_leg: Str<'a>,
     #[serde(
         rename = "Channel-Loopback-Other-Leg-ID",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub loopback_other_leg: Option<String>,
-    #[serde(rename = "To-Tag", default, deserialize_with = "lenient::string")]
-    pub to_tag: Option<String>,
-    #[serde(rename = "From-Tag", default, deserialize_with = "lenient::string")]
-    pub from_tag: Option<String>,
+    pub loopback_other_leg: Str<'a>,
+    #[serde(rename = "To-Tag", default, deserialize_with = "lenient::cow", borrow)]
+    pub to_tag: Str<'a>,
+    #[serde(
+        rename = "From-Tag",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
+    pub from_tag: Str<'a>,
     #[serde(
         rename = "Switch-Nodename",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub switch_nodename: Option<String>,
+    pub switch_nodename: Str<'a>,
     #[serde(
         rename = "Switch-Hostname",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub switch_hostname: Option<String>,
-    #[serde(rename = "Switch-URL", default, deserialize_with = "lenient::string")]
-    pub switch_url: Option<String>,
-    #[serde(rename = "Media-Server", default, deserialize_with = "lenient::string")]
-    pub media_server: Option<String>,
+    pub switch_hostname: Str<'a>,
+    #[serde(
+        rename = "Switch-URL",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
+    pub switch_url: Str<'a>,
+    #[serde(
+        rename = "Media-Server",
+        default,
+        deserialize_with = "lenient::cow",
+        borrow
+    )]
+    pub media_server: Str<'a>,
     #[serde(
         rename = "Caller-ID-Name",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub caller_id_name: Option<String>,
+    pub caller_id_name: Str<'a>,
     #[serde(
         rename = "Caller-ID-Number",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub caller_id_number: Option<String>,
+    pub caller_id_number: Str<'a>,
     #[serde(
         rename = "Callee-ID-Name",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub callee_id_name: Option<String>,
+    pub callee_id_name: Str<'a>,
     #[serde(
         rename = "Callee-ID-Number",
         default,
-        deserialize_with = "lenient::string"
+        deserialize_with = "lenient::cow",
+        borrow
     )]
-    pub callee_id_number: Option<String>,
-    #[serde(rename = "From", default, deserialize_with = "lenient::string")]
-    pub from: Option<String>,
-    #[serde(rename = "To", default, deserialize_with = "lenient::string")]
-    pub to: Option<String>,
-    #[serde(rename = "Custom-Channel-Vars", default)]
-    pub ccv: Option<Box<RawValue>>,
-    #[serde(rename = "Custom-Application-Vars", default)]
-    pub cav: Option<Box<RawValue>>,
+    pub callee_id_number: Str<'a>,
+    #[serde(rename = "From", default, deserialize_with = "lenient::cow", borrow)]
+    pub from: Str<'a>,
+    #[serde(rename = "To", default, deserialize_with = "lenient::cow", borrow)]
+    pub to: Str<'a>,
+    #[serde(
+        rename = "Custom-Channel-Vars",
+        default,
+        deserialize_with = "lenient::raw",
+        borrow
+    )]
+    pub ccv: Option<Cow<'a, RawValue>>,
+    #[serde(
+        rename = "Custom-Application-Vars",
+        default,
+        deserialize_with = "lenient::raw",
+        borrow
+    )]
+    pub cav: Option<Cow<'a, RawValue>>,
 }
 
-impl CallEvent {
+impl<'a> CallEvent<'a> {
     /// Decodes a `callevt` message body. Unknown keys are ignored; a value of the
     /// wrong type reads as absent. Only a body that is not a JSON object, is not a
     /// call event, or has no `Call-ID` is an error.
-    pub fn decode(body: &[u8]) -> Result<Self, EventError> {
+    pub fn decode(body: &'a [u8]) -> Result<Self, EventError> {
         // serde would read a struct from an array too; Kazoo only sends objects.
         if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(
@@ -219,7 +273,7 @@ impl CallEvent {
         }
         let mut ev: CallEvent = serde_json::from_slice(body)?;
         if ev.category.as_deref() != Some("call_event") {
-            return Err(EventError::WrongCategory(ev.category));
+            return Err(EventError::WrongCategory(ev.category.map(Cow::into_owned)));
         }
         let name = ev.name.as_deref().ok_or(EventError::MissingEventName)?;
         ev.kind = EventKind::parse(name);
@@ -247,82 +301,166 @@ impl CallEvent {
             .filter(|p| *p != self.call_id())
     }
 
-    /// The custom channel variables we index and report, parsed leniently.
-    pub fn ccvs(&self) -> Ccvs {
-        self.ccv
-            .as_deref()
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            .unwrap_or_default()
+    /// The same event owning its text, to be held past its delivery.
+    pub fn into_owned(self) -> CallEvent<'static> {
+        fn o(s: Str<'_>) -> Str<'static> {
+            s.map(|s| Cow::Owned(s.into_owned()))
+        }
+        fn r(v: Option<Cow<'_, RawValue>>) -> Option<Cow<'static, RawValue>> {
+            v.map(|v| Cow::Owned(v.into_owned()))
+        }
+        CallEvent {
+            kind: self.kind,
+            category: o(self.category),
+            name: o(self.name),
+            msg_id: o(self.msg_id),
+            call_id: o(self.call_id),
+            timestamp: self.timestamp,
+            direction: o(self.direction),
+            destination_number: o(self.destination_number),
+            request: o(self.request),
+            presence_id: o(self.presence_id),
+            other_leg: o(self.other_leg),
+            bridge_b_unique_id: o(self.bridge_b_unique_id),
+            answer_state: o(self.answer_state),
+            call_state: o(self.call_state),
+            is_loopback: self.is_loopback,
+            loopback_leg: o(self.loopback_leg),
+            loopback_other_leg: o(self.loopback_other_leg),
+            to_tag: o(self.to_tag),
+            from_tag: o(self.from_tag),
+            switch_nodename: o(self.switch_nodename),
+            switch_hostname: o(self.switch_hostname),
+            switch_url: o(self.switch_url),
+            media_server: o(self.media_server),
+            caller_id_name: o(self.caller_id_name),
+            caller_id_number: o(self.caller_id_number),
+            callee_id_name: o(self.callee_id_name),
+            callee_id_number: o(self.callee_id_number),
+            from: o(self.from),
+            to: o(self.to),
+            ccv: r(self.ccv),
+            cav: r(self.cav),
+        }
+    }
+
+    /// The members of `Custom-Channel-Vars` in their order, values as their
+    /// JSON text; `None` when the key is absent or not an object.
+    pub fn ccv_entries(&self) -> Option<Vec<(Cow<'_, str>, &'_ RawValue)>> {
+        object_entries(self.ccv.as_deref()?)
     }
 }
 
-/// The custom channel variables ecallmgr copies into its channel record (WIRE.md §4.1).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Ccvs {
-    #[serde(rename = "Account-ID", default, deserialize_with = "lenient::string")]
-    pub account_id: Option<String>,
-    #[serde(
-        rename = "Account-Billing",
-        default,
-        deserialize_with = "lenient::string"
-    )]
-    pub account_billing: Option<String>,
-    #[serde(rename = "Reseller-ID", default, deserialize_with = "lenient::string")]
-    pub reseller_id: Option<String>,
-    #[serde(
-        rename = "Reseller-Billing",
-        default,
-        deserialize_with = "lenient::string"
-    )]
-    pub reseller_billing: Option<String>,
-    #[serde(
-        rename = "Authorizing-ID",
-        default,
-        deserialize_with = "lenient::string"
-    )]
-    pub authorizing_id: Option<String>,
-    #[serde(
-        rename = "Authorizing-Type",
-        default,
-        deserialize_with = "lenient::string"
-    )]
-    pub authorizing_type: Option<String>,
-    #[serde(rename = "Owner-ID", default, deserialize_with = "lenient::string")]
-    pub owner_id: Option<String>,
-    #[serde(rename = "Resource-ID", default, deserialize_with = "lenient::string")]
-    pub resource_id: Option<String>,
-    #[serde(rename = "Fetch-ID", default, deserialize_with = "lenient::string")]
-    pub fetch_id: Option<String>,
-    #[serde(rename = "Bridge-ID", default, deserialize_with = "lenient::string")]
-    pub bridge_id: Option<String>,
-    #[serde(rename = "CallFlow-ID", default, deserialize_with = "lenient::string")]
-    pub callflow_id: Option<String>,
-    #[serde(
-        rename = "Call-Interaction-ID",
-        default,
-        deserialize_with = "lenient::string"
-    )]
-    pub interaction_id: Option<String>,
-    #[serde(rename = "Precedence", default, deserialize_with = "lenient::i64")]
+/// The members of a JSON object, keys unescaped (borrowed where they need no
+/// unescaping), values as their text; `None` for anything but an object.
+pub fn object_entries(raw: &RawValue) -> Option<Vec<(Cow<'_, str>, &'_ RawValue)>> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<Vec<(Cow<'de, str>, &'de RawValue)>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut m: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
+            while let Some(Key(k)) = m.next_key::<Key<'de>>()? {
+                out.push((k, m.next_value::<&'de RawValue>()?));
+            }
+            Ok(Some(out))
+        }
+    }
+    if !raw.get().starts_with('{') {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    serde::Deserializer::deserialize_map(&mut de, V)
+        .ok()
+        .flatten()
+}
+
+/// An object key, borrowed unless it had escapes (serde's own `Cow` always copies).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Key(lenient::cow(d)?.unwrap_or_default()))
+    }
+}
+
+/// A CCV value as text, as `lenient::string` reads it: a string as is, a
+/// number or boolean as its text, anything else (or `""`) absent.
+pub fn ccv_str(v: &RawValue) -> Option<Cow<'_, str>> {
+    let t = v.get();
+    match t.as_bytes().first()? {
+        b'"' if !t.contains('\\') => Some(Cow::Borrowed(&t[1..t.len() - 1])),
+        b'"' => serde_json::from_str::<String>(t).ok().map(Cow::Owned),
+        b't' | b'f' => Some(Cow::Borrowed(t)),
+        b'-' | b'0'..=b'9' => serde_json::from_str::<serde_json::Number>(t)
+            .ok()
+            .map(|n| Cow::Owned(n.to_string())),
+        _ => None,
+    }
+    .filter(|s| !s.is_empty())
+}
+
+/// A CCV value as an integer (`"5"` or `5`), as `lenient::i64` reads it.
+pub fn ccv_i64(v: &RawValue) -> Option<i64> {
+    let t = v.get();
+    match t.as_bytes().first()? {
+        b'"' => ccv_str(v)?.trim().parse().ok(),
+        _ => serde_json::from_str::<serde_json::Number>(t).ok()?.as_i64(),
+    }
+}
+
+/// A CCV value as a Kazoo boolean (`"true"` or `true`).
+pub fn ccv_bool(v: &RawValue) -> Option<bool> {
+    match v.get() {
+        "true" => Some(true),
+        "false" => Some(false),
+        t if t.starts_with('"') => {
+            let s = ccv_str(v)?;
+            if s.eq_ignore_ascii_case("true") {
+                Some(true)
+            } else if s.eq_ignore_ascii_case("false") {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The custom channel variables ecallmgr copies into its channel record
+/// (WIRE.md §4.1), read leniently.
+#[derive(Debug, Clone, Default)]
+pub struct Ccvs<'a> {
+    pub account_id: Str<'a>,
+    pub username: Str<'a>,
+    pub realm: Str<'a>,
     pub precedence: Option<i64>,
-    #[serde(
-        rename = "Channel-Authorized",
-        default,
-        deserialize_with = "lenient::bool"
-    )]
     pub channel_authorized: Option<bool>,
-    #[serde(rename = "Username", default, deserialize_with = "lenient::string")]
-    pub username: Option<String>,
-    #[serde(rename = "Realm", default, deserialize_with = "lenient::string")]
-    pub realm: Option<String>,
-    #[serde(rename = "Presence-ID", default, deserialize_with = "lenient::string")]
-    pub presence_id: Option<String>,
-    #[serde(
-        rename = "Ecallmgr-Node",
-        default,
-        deserialize_with = "lenient::string"
-    )]
-    pub ecallmgr_node: Option<String>,
+}
+
+impl CallEvent<'_> {
+    /// A few of the custom channel variables, typed (the registry reads them all
+    /// from [`CallEvent::ccv_entries`]).
+    pub fn ccvs(&self) -> Ccvs<'_> {
+        let mut c = Ccvs::default();
+        for (k, v) in self.ccv_entries().unwrap_or_default() {
+            match &*k {
+                "Account-ID" => c.account_id = ccv_str(v),
+                "Username" => c.username = ccv_str(v),
+                "Realm" => c.realm = ccv_str(v),
+                "Precedence" => c.precedence = ccv_i64(v),
+                "Channel-Authorized" => c.channel_authorized = ccv_bool(v),
+                _ => {}
+            }
+        }
+        c
+    }
 }
 
 #[cfg(test)]
@@ -332,7 +470,9 @@ mod tests {
 
     #[test]
     fn decodes_43_create() {
-        let ev = CallEvent::decode(&fixture("kazoo43.callevt.CHANNEL_CREATE.a-leg.json")).unwrap();
+        let ev = CallEvent::decode(&fixture("kazoo43.callevt.CHANNEL_CREATE.a-leg.json"))
+            .unwrap()
+            .into_owned();
         assert_eq!(ev.kind, EventKind::Create);
         assert_eq!(ev.call_id(), "a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91");
         assert_eq!(ev.timestamp, Some(63_869_600_000));
@@ -348,7 +488,9 @@ mod tests {
 
     #[test]
     fn decodes_50_create_with_string_created_time() {
-        let ev = CallEvent::decode(&fixture("kazoo50.callevt.CHANNEL_CREATE.a-leg.json")).unwrap();
+        let ev = CallEvent::decode(&fixture("kazoo50.callevt.CHANNEL_CREATE.a-leg.json"))
+            .unwrap()
+            .into_owned();
         assert_eq!(ev.destination_number.as_deref(), Some("2600"));
         assert_eq!(ev.answer_state.as_deref(), Some("ringing"));
     }
@@ -377,7 +519,7 @@ mod tests {
         let ev = CallEvent::decode(
             br#"{"Event-Category":"call_event","Event-Name":"CHANNEL_ANSWER","Call-ID":"x","Timestamp":"63869600003","Custom-Channel-Vars":{"Precedence":"7","Channel-Authorized":"true"},"To-Tag":5}"#,
         )
-        .unwrap();
+        .unwrap().into_owned();
         assert_eq!(ev.timestamp, Some(63_869_600_003));
         assert_eq!(ev.ccvs().precedence, Some(7));
         assert_eq!(ev.ccvs().channel_authorized, Some(true));

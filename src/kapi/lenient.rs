@@ -2,8 +2,13 @@
 //! strings, and 4.3 and 5.0 disagree on numbers versus strings (WIRE.md §5.3).
 //! A value of an unexpected type reads as absent instead of failing the message.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(d)? {
@@ -33,4 +38,66 @@ pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
 pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     let v = Value::deserialize(d)?;
     Ok(crate::kapi::envelope::kazoo_bool(Some(&v)))
+}
+
+/// Text borrowed from the message body where it can be (no escapes in it):
+/// call events are decoded on every delivery, and most of their keys are
+/// never kept, so copying each into a `String` first was most of the decode.
+pub type Str<'a> = Option<Cow<'a, str>>;
+
+/// [`string`] without the copy: a string borrows from the body, a number or a
+/// boolean reads as its text, anything else (including `""`) as absent.
+pub fn cow<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Str<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok((!v.is_empty()).then_some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok((!v.is_empty()).then(|| Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok((!v.is_empty()).then_some(Cow::Owned(v)))
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Self::Value, E> {
+            // As serde_json writes the number, which is what `string` gives.
+            Ok(serde_json::Number::from_f64(v).map(|n| Cow::Owned(n.to_string())))
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+            while s.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A JSON value kept as its text, borrowed from the body.
+pub fn raw<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, RawValue>>, D::Error> {
+    Ok(Option::<&'de RawValue>::deserialize(d)?.map(Cow::Borrowed))
 }

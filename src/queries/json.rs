@@ -9,8 +9,6 @@
 //! backslash, a control character) goes through serde_json, so the output is
 //! always what serde_json would write.
 
-use serde_json::value::RawValue;
-
 /// True when `s` can go between quotes unchanged.
 #[inline]
 fn is_plain(s: &str) -> bool {
@@ -37,6 +35,12 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
 #[cold]
 fn escaped(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+}
+
+/// Appends an integer, as serde_json writes it (through the same `itoa`).
+#[inline]
+pub fn int(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// The members of one JSON object, written as they come.
@@ -107,18 +111,11 @@ impl<'a> Obj<'a> {
     }
 
     pub fn int(&mut self, key: &'static str, value: i64) {
-        serde_json::to_writer(self.key(key), &value).expect("writing to a Vec cannot fail");
+        int(self.key(key), value);
     }
 
     pub fn uint(&mut self, key: &'static str, value: u64) {
-        serde_json::to_writer(self.key(key), &value).expect("writing to a Vec cannot fail");
-    }
-
-    /// A JSON value kept as its text (the custom variables), copied verbatim.
-    pub fn opt_raw(&mut self, key: &'static str, value: Option<&RawValue>) {
-        if let Some(v) = value {
-            self.key(key).extend_from_slice(v.get().as_bytes());
-        }
+        int(self.key(key), value);
     }
 
     pub fn close(self) {
@@ -157,8 +154,7 @@ mod tests {
         o.bool("b", false);
         o.int("i", -5);
         o.uint("u", 63_869_600_000);
-        let raw = RawValue::from_string(r#"{"K":"v"}"#.into()).unwrap();
-        o.opt_raw("r", Some(&raw));
+        o.key("r").extend_from_slice(br#"{"K":"v"}"#);
         o.data_key("call@id\"x").extend_from_slice(b"{}");
         o.close();
         let v: Value = serde_json::from_slice(&out).unwrap();

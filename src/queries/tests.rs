@@ -52,7 +52,7 @@ const CAROL: Leg = Leg {
     owner: "user-carol",
 };
 
-fn event(name: &str, leg: &Leg) -> CallEvent {
+fn event(name: &str, leg: &Leg) -> CallEvent<'static> {
     let mut v = fixture(&format!("kazoo43.callevt.{name}.a-leg.json"));
     v["Call-ID"] = json!(leg.call_id);
     let ccv = &mut v["Custom-Channel-Vars"];
@@ -61,7 +61,9 @@ fn event(name: &str, leg: &Leg) -> CallEvent {
     ccv["Realm"] = json!(leg.realm);
     ccv["Authorizing-ID"] = json!(leg.device);
     ccv["Owner-ID"] = json!(leg.owner);
-    CallEvent::decode(&serde_json::to_vec(&v).unwrap()).unwrap()
+    CallEvent::decode(&serde_json::to_vec(&v).unwrap())
+        .unwrap()
+        .into_owned()
 }
 
 fn registry() -> Registry {
@@ -240,7 +242,9 @@ fn user_query_park_slot() {
     v["Request"] = json!("*3101@one.example.com");
     v["Custom-Channel-Vars"]["Realm"] = json!("one.example.com");
     reg.apply(
-        CallEvent::decode(&serde_json::to_vec(&v).unwrap()).unwrap(),
+        CallEvent::decode(&serde_json::to_vec(&v).unwrap())
+            .unwrap()
+            .into_owned(),
         Instant::now(),
     );
     let park = json!({"Realm": "one.example.com", "Username": "*3101"});
@@ -252,7 +256,9 @@ fn user_query_park_slot() {
     b["Other-Leg-Call-ID"] = json!("peer@10.0.0.10");
     b["Msg-ID"] = json!("1702380809001122");
     reg.apply(
-        CallEvent::decode(&serde_json::to_vec(&b).unwrap()).unwrap(),
+        CallEvent::decode(&serde_json::to_vec(&b).unwrap())
+            .unwrap()
+            .into_owned(),
         Instant::now(),
     );
     assert!(ask(&reg, "query_user_channels_req", park).is_none());

@@ -1,15 +1,14 @@
 //! The channel record: every field of ecallmgr's channel object (WIRE.md §4.1).
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::kapi::event::{CallEvent, Ccvs};
+use super::intern::{Interner, Vars};
+use crate::kapi::event::{CallEvent, ccv_bool, ccv_i64, ccv_str};
 
-/// Shared immutable text: call ids live in the map and in every index, and
-/// low-cardinality values (account, realm, node) are cheap to clone.
-pub type Text = Arc<str>;
+/// Shared immutable text, one word wide: call ids live in the map and in every
+/// index, and most values are shared between channels (see [`Interner`]).
+pub type Text = arcstr::ArcStr;
 
 pub const DEFAULT_PRECEDENCE: i64 = 5;
 /// Not on the wire; ecallmgr's defaults (WIRE.md §5.3).
@@ -60,30 +59,13 @@ pub struct Channel {
     pub callee_id_number: Option<Text>,
     pub from: Option<Text>,
     pub to: Option<Text>,
-    /// Stored as received (a JSON object); kept raw because it is only ever echoed.
-    pub custom_channel_vars: Option<RawJson>,
-    pub custom_application_vars: Option<RawJson>,
+    /// The objects as received, values shared (see [`Vars`]); only ever echoed.
+    pub custom_channel_vars: Option<Vars>,
+    pub custom_application_vars: Option<Vars>,
     /// Event time (Unix µs) of the newest event applied to each aspect, so a late,
     /// older event cannot undo a newer one.
     #[serde(default)]
     pub seq: Seqs,
-}
-
-/// A JSON value kept as its text; compared by text.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RawJson(pub Box<RawValue>);
-
-impl PartialEq for RawJson {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
-    }
-}
-
-impl RawJson {
-    pub fn get(&self) -> &str {
-        self.0.get()
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,19 +75,101 @@ pub struct Seqs {
     pub hold: u64,
 }
 
-fn text(s: &Option<String>) -> Option<Text> {
-    s.as_deref().filter(|s| !s.is_empty()).map(Text::from)
+/// Values of this event's fields: shared through the interner, or the call's own.
+struct Build<'i> {
+    strings: &'i mut Interner,
+}
+
+impl Build<'_> {
+    /// A value many channels repeat (account, realm, node, a user's ids).
+    fn shared(&mut self, slot: &mut Option<Text>, value: Option<&str>) {
+        if let Some(v) = value.filter(|v| !v.is_empty())
+            && slot.as_deref() != Some(v)
+        {
+            *slot = Some(self.strings.intern(v));
+        }
+    }
+}
+
+/// A value of this call alone (tags): kept when unchanged, else copied.
+fn own(slot: &mut Option<Text>, value: Option<&str>) {
+    if let Some(v) = value.filter(|v| !v.is_empty())
+        && slot.as_deref() != Some(v)
+    {
+        *slot = Some(Text::from(v));
+    }
+}
+
+/// A typed field from a custom variable: the variable's own value when it is a
+/// plain string (one copy for both), else read as `lenient::string` reads it.
+fn var_text(strings: &mut Interner, val: &Text, raw: bool) -> Option<Text> {
+    if !raw && !val.contains('\\') {
+        return (!val.is_empty()).then(|| val.clone());
+    }
+    let json = if raw {
+        val.to_string()
+    } else {
+        format!("\"{val}\"")
+    };
+    let v = RawValue::from_string(json).ok()?;
+    ccv_str(&v).map(|s| strings.intern(&s))
+}
+
+/// The variable as its JSON text, for the lenient readers.
+fn var_raw(val: &Text, raw: bool) -> Option<Box<RawValue>> {
+    RawValue::from_string(if raw {
+        val.to_string()
+    } else {
+        format!("\"{val}\"")
+    })
+    .ok()
+}
+
+/// `Precedence` as `lenient::i64` reads it, without a detour for a plain string.
+fn var_i64(val: &Text, raw: bool) -> Option<i64> {
+    if !raw && !val.contains('\\') {
+        return val.trim().parse().ok();
+    }
+    ccv_i64(&var_raw(val, raw)?)
+}
+
+/// `Channel-Authorized` as a Kazoo boolean, without a detour for the usual forms.
+fn var_bool(val: &Text, raw: bool) -> Option<bool> {
+    if !val.contains('\\') {
+        if val.eq_ignore_ascii_case("true") && (!raw || val.as_str() == "true") {
+            return Some(true);
+        }
+        if val.eq_ignore_ascii_case("false") && (!raw || val.as_str() == "false") {
+            return Some(false);
+        }
+        if !raw {
+            return None;
+        }
+    }
+    ccv_bool(&var_raw(val, raw)?)
 }
 
 impl Channel {
-    /// A channel as ecallmgr inserts it on `CHANNEL_CREATE` (or `CHANNEL_CONNECTED`).
+    /// A channel as ecallmgr inserts it on `CHANNEL_CREATE` (or
+    /// `CHANNEL_CONNECTED`), its values its own (no registry to share with).
     /// `now_gregorian` stands in when the event has no `Timestamp`.
-    pub fn from_event(ev: &CallEvent, now_gregorian: u64) -> Self {
+    pub fn from_event(ev: &CallEvent<'_>, now_gregorian: u64) -> Self {
+        Self::build(ev, now_gregorian, &mut Interner::default(), None)
+    }
+
+    /// [`Channel::from_event`] sharing values through `strings`; `peer` is the
+    /// registry's copy of the other leg's call id, when it has the other leg.
+    pub(crate) fn build(
+        ev: &CallEvent<'_>,
+        now_gregorian: u64,
+        strings: &mut Interner,
+        peer: Option<Text>,
+    ) -> Self {
         let uuid: Text = Text::from(ev.call_id());
         let mut ch = Channel {
-            uuid: uuid.clone(),
-            direction: text(&ev.direction),
-            destination: destination(ev),
+            uuid,
+            direction: None,
+            destination: None,
             account_id: None,
             account_billing: None,
             reseller_id: None,
@@ -124,16 +188,16 @@ impl Channel {
             realm: None,
             username: None,
             answered: ev.answer_state.as_deref() == Some("answered"),
-            other_leg: ev.peer().map(Text::from),
+            other_leg: peer.or_else(|| ev.peer().map(Text::from)),
             is_onhold: false,
             is_loopback: ev.is_loopback.unwrap_or(false),
-            loopback_leg_name: text(&ev.loopback_leg),
-            loopback_other_leg: text(&ev.loopback_other_leg),
+            loopback_leg_name: None,
+            loopback_other_leg: ev.loopback_other_leg.as_deref().map(Text::from),
             to_tag: None,
             from_tag: None,
-            node: text(&ev.switch_nodename),
-            switch_hostname: text(&ev.switch_hostname).or_else(|| text(&ev.media_server)),
-            switch_url: text(&ev.switch_url),
+            node: None,
+            switch_hostname: None,
+            switch_url: None,
             timestamp: ev.timestamp.unwrap_or(now_gregorian),
             caller_id_name: None,
             caller_id_number: None,
@@ -145,7 +209,16 @@ impl Channel {
             custom_application_vars: None,
             seq: Seqs::default(),
         };
-        ch.refresh_vars(ev);
+        let mut b = Build { strings };
+        b.shared(&mut ch.direction, ev.direction.as_deref());
+        b.shared(&mut ch.loopback_leg_name, ev.loopback_leg.as_deref());
+        b.shared(&mut ch.node, ev.switch_nodename.as_deref());
+        b.shared(
+            &mut ch.switch_hostname,
+            ev.switch_hostname.as_deref().or(ev.media_server.as_deref()),
+        );
+        b.shared(&mut ch.switch_url, ev.switch_url.as_deref());
+        ch.refresh(ev, b.strings);
         ch.seq.bridge = ev.event_micros().unwrap_or(0);
         ch
     }
@@ -154,60 +227,132 @@ impl Channel {
     /// `Channel-Authorized`, `Fetch-ID` that CREATE lacked), tags, caller ids.
     /// Values the event lacks are kept. Called only for events not older than
     /// the newest one applied.
-    pub fn refresh_vars(&mut self, ev: &CallEvent) {
+    pub(crate) fn refresh(&mut self, ev: &CallEvent<'_>, strings: &mut Interner) {
         let seq = ev.event_micros().unwrap_or(self.seq.vars);
         if seq < self.seq.vars {
             return;
         }
         self.seq.vars = seq;
-        if let Some(raw) = &ev.ccv {
-            let c: Ccvs = ev.ccvs();
-            set(&mut self.account_id, &c.account_id);
-            set(&mut self.account_billing, &c.account_billing);
-            set(&mut self.reseller_id, &c.reseller_id);
-            set(&mut self.reseller_billing, &c.reseller_billing);
-            set(&mut self.authorizing_id, &c.authorizing_id);
-            set(&mut self.authorizing_type, &c.authorizing_type);
-            set(&mut self.owner_id, &c.owner_id);
-            set(&mut self.resource_id, &c.resource_id);
-            set(&mut self.fetch_id, &c.fetch_id);
-            set(&mut self.bridge_id, &c.bridge_id);
-            set(&mut self.callflow_id, &c.callflow_id);
-            set(&mut self.interaction_id, &c.interaction_id);
-            set(&mut self.username, &c.username);
-            set(&mut self.realm, &c.realm);
-            if let Some(p) = c.precedence {
-                self.precedence = p;
-            }
-            if let Some(a) = c.channel_authorized {
-                self.channel_authorized = a;
+        let mut b = Build { strings };
+        if let Some(entries) = ev.ccv_entries() {
+            let own = [
+                Some(&self.uuid),
+                self.bridge_id.as_ref(),
+                self.interaction_id.as_ref(),
+                self.fetch_id.as_ref(),
+                self.other_leg.as_ref(),
+            ];
+            let vars = b
+                .strings
+                .vars_of(&entries, &own, self.custom_channel_vars.as_ref());
+            let mut ccv_presence = None;
+            for (key, val, raw) in vars.entries() {
+                let slot = match key {
+                    "Account-ID" => &mut self.account_id,
+                    "Account-Billing" => &mut self.account_billing,
+                    "Reseller-ID" => &mut self.reseller_id,
+                    "Reseller-Billing" => &mut self.reseller_billing,
+                    "Authorizing-ID" => &mut self.authorizing_id,
+                    "Authorizing-Type" => &mut self.authorizing_type,
+                    "Owner-ID" => &mut self.owner_id,
+                    "Resource-ID" => &mut self.resource_id,
+                    "Fetch-ID" => &mut self.fetch_id,
+                    "Bridge-ID" => &mut self.bridge_id,
+                    "CallFlow-ID" => &mut self.callflow_id,
+                    "Call-Interaction-ID" => &mut self.interaction_id,
+                    "Username" => &mut self.username,
+                    "Realm" => &mut self.realm,
+                    "Presence-ID" => &mut ccv_presence,
+                    "Precedence" => {
+                        if let Some(p) = var_i64(val, raw) {
+                            self.precedence = p;
+                        }
+                        continue;
+                    }
+                    "Channel-Authorized" => {
+                        if let Some(a) = var_bool(val, raw) {
+                            self.channel_authorized = a;
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                };
+                if let Some(v) = var_text(b.strings, val, raw) {
+                    *slot = Some(v);
+                }
             }
             if self.presence_id.is_none() {
-                set(&mut self.presence_id, &c.presence_id);
+                self.presence_id = ccv_presence;
             }
-            if raw.get().starts_with('{') {
-                self.custom_channel_vars = Some(RawJson(raw.clone()));
-            }
+            self.custom_channel_vars = Some(vars);
         }
         if let Some(raw) = &ev.cav
-            && raw.get().starts_with('{')
+            && let Some(vars) = b.strings.vars(raw, &[])
         {
-            self.custom_application_vars = Some(RawJson(raw.clone()));
+            self.custom_application_vars = Some(vars);
         }
-        set(&mut self.presence_id, &ev.presence_id);
-        set(&mut self.to_tag, &ev.to_tag);
-        set(&mut self.from_tag, &ev.from_tag);
-        set(&mut self.caller_id_name, &ev.caller_id_name);
-        set(&mut self.caller_id_number, &ev.caller_id_number);
-        set(&mut self.callee_id_name, &ev.callee_id_name);
-        set(&mut self.callee_id_number, &ev.callee_id_number);
-        set(&mut self.from, &ev.from);
-        set(&mut self.to, &ev.to);
+        b.shared(&mut self.presence_id, ev.presence_id.as_deref());
+        own(&mut self.to_tag, ev.to_tag.as_deref());
+        own(&mut self.from_tag, ev.from_tag.as_deref());
+        b.shared(&mut self.caller_id_name, ev.caller_id_name.as_deref());
+        b.shared(&mut self.caller_id_number, ev.caller_id_number.as_deref());
+        b.shared(&mut self.callee_id_name, ev.callee_id_name.as_deref());
+        b.shared(&mut self.callee_id_number, ev.callee_id_number.as_deref());
+        b.shared(&mut self.from, ev.from.as_deref());
+        b.shared(&mut self.to, ev.to.as_deref());
         if self.destination.is_none() {
-            self.destination = destination(ev);
+            b.shared(&mut self.destination, destination(ev));
         }
         if self.bridge_id.is_none() {
             self.bridge_id = Some(self.uuid.clone());
+        }
+    }
+
+    /// Re-points a channel built elsewhere (a peer's snapshot, ecallmgr) at the
+    /// registry's shared values.
+    pub(crate) fn share(&mut self, strings: &mut Interner) {
+        for slot in [
+            &mut self.direction,
+            &mut self.destination,
+            &mut self.account_id,
+            &mut self.account_billing,
+            &mut self.reseller_id,
+            &mut self.reseller_billing,
+            &mut self.authorizing_id,
+            &mut self.authorizing_type,
+            &mut self.owner_id,
+            &mut self.resource_id,
+            &mut self.callflow_id,
+            &mut self.presence_id,
+            &mut self.realm,
+            &mut self.username,
+            &mut self.loopback_leg_name,
+            &mut self.node,
+            &mut self.switch_hostname,
+            &mut self.switch_url,
+            &mut self.caller_id_name,
+            &mut self.caller_id_number,
+            &mut self.callee_id_name,
+            &mut self.callee_id_number,
+            &mut self.from,
+            &mut self.to,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            strings.share(slot);
+        }
+        if self.bridge_id.as_deref() == Some(&*self.uuid) {
+            self.bridge_id = Some(self.uuid.clone());
+        }
+        for v in [
+            &mut self.custom_channel_vars,
+            &mut self.custom_application_vars,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            strings.share_vars(v);
         }
     }
 
@@ -217,22 +362,14 @@ impl Channel {
     }
 }
 
-fn set(slot: &mut Option<Text>, value: &Option<String>) {
-    if let Some(v) = value.as_deref().filter(|v| !v.is_empty())
-        && slot.as_deref() != Some(v)
-    {
-        *slot = Some(Text::from(v));
-    }
-}
-
 /// 5.0 sends `Caller-Destination-Number`; 4.3 does not put it on the bus, and the
 /// user part of `Request` is the best stand-in (WIRE.md §5.3).
-fn destination(ev: &CallEvent) -> Option<Text> {
-    if let Some(d) = text(&ev.destination_number) {
+fn destination<'e>(ev: &'e CallEvent<'_>) -> Option<&'e str> {
+    if let Some(d) = ev.destination_number.as_deref().filter(|d| !d.is_empty()) {
         return Some(d);
     }
     let request = ev.request.as_deref()?;
     let request = request.strip_prefix("sip:").unwrap_or(request);
     let user = request.split('@').next().unwrap_or(request);
-    (!user.is_empty()).then(|| Text::from(user))
+    (!user.is_empty()).then_some(user)
 }

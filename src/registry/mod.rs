@@ -8,12 +8,14 @@
 
 pub mod channel;
 mod index;
+pub mod intern;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub use channel::{Channel, Text};
-use index::{IndexKeys, Indexes};
+use index::{IndexKeys, Indexes, Set};
+use intern::{FastMap, Interner};
 
 use crate::kapi::event::{CallEvent, EventKind};
 use crate::kapi::time::gregorian_now_secs;
@@ -53,11 +55,14 @@ pub enum Applied {
 
 #[derive(Debug, Default)]
 pub struct Registry {
-    channels: HashMap<Text, Channel>,
+    /// Boxed: the table keeps twice its length in slots, and a slot holding
+    /// the whole channel would cost as much as the channel again.
+    channels: FastMap<Text, Box<Channel>>,
     idx: Indexes,
-    tombstones: HashMap<Text, Instant>,
+    strings: Interner,
+    tombstones: FastMap<Text, Instant>,
     tombstone_order: VecDeque<(Instant, Text)>,
-    pending: HashMap<Text, (Instant, Vec<CallEvent>)>,
+    pending: FastMap<Text, (Instant, Vec<CallEvent<'static>>)>,
     cfg: RegistryConfig,
 }
 
@@ -78,20 +83,20 @@ impl Registry {
     }
 
     pub fn get(&self, call_id: &str) -> Option<&Channel> {
-        self.channels.get(call_id)
+        self.channels.get(call_id).map(|c| &**c)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Channel> {
-        self.channels.values()
+        self.channels.values().map(|c| &**c)
     }
 
-    fn lookup<'a>(
-        &'a self,
-        set: Option<&'a std::collections::HashSet<Text>>,
-    ) -> impl Iterator<Item = &'a Channel> {
-        set.into_iter()
-            .flatten()
-            .filter_map(|id| self.channels.get(id))
+    /// How many distinct values the channels share.
+    pub fn shared_strings(&self) -> usize {
+        self.strings.len()
+    }
+
+    fn lookup<'a>(&'a self, set: Option<&'a Set>) -> impl Iterator<Item = &'a Channel> {
+        set.into_iter().flatten().filter_map(|id| self.get(id))
     }
 
     pub fn by_account(&self, account_id: &str) -> impl Iterator<Item = &Channel> {
@@ -111,15 +116,11 @@ impl Registry {
     }
 
     pub fn by_user(&self, realm: &str, username: &str) -> impl Iterator<Item = &Channel> {
-        self.lookup(
-            self.idx
-                .user
-                .get(&(Text::from(realm), Text::from(username))),
-        )
+        self.lookup(self.idx.user.get(realm).and_then(|u| u.get(username)))
     }
 
     /// Applies one decoded call event. `now` is the monotonic time of receipt.
-    pub fn apply(&mut self, ev: CallEvent, now: Instant) -> Applied {
+    pub fn apply(&mut self, ev: CallEvent<'_>, now: Instant) -> Applied {
         let id = ev.call_id();
         if self.tombstones.contains_key(id) {
             return match ev.kind {
@@ -148,18 +149,19 @@ impl Registry {
         }
     }
 
-    fn create(&mut self, ev: CallEvent) -> Applied {
+    fn create(&mut self, ev: CallEvent<'_>) -> Applied {
         if self.channels.contains_key(ev.call_id()) {
             // A second ecallmgr's copy; keep the first but take any newer values.
             self.update(&ev);
             return Applied::Ignored("duplicate create");
         }
-        let ch = Channel::from_event(&ev, gregorian_now_secs());
+        let peer = ev.peer().and_then(|p| self.known_id(p));
+        let ch = Channel::build(&ev, gregorian_now_secs(), &mut self.strings, peer);
         self.idx.insert(&IndexKeys::of(&ch), &ch.uuid);
         let id = ch.uuid.clone();
         // An originated B-leg names its A-leg at CREATE; ecallmgr records that on
         // the B-leg only, and shows the A-leg bridged once BRIDGE says so.
-        self.channels.insert(id.clone(), ch);
+        self.channels.insert(id.clone(), Box::new(ch));
         if let Some((_, mut held)) = self.pending.remove(&id) {
             held.sort_by_key(|e| e.event_micros().unwrap_or(0));
             for e in held {
@@ -169,24 +171,35 @@ impl Registry {
         Applied::Inserted
     }
 
-    fn destroy(&mut self, ev: &CallEvent, now: Instant) -> Applied {
-        let id: Text = Text::from(ev.call_id());
+    /// The registry's copy of a known call id, to point at instead of a copy.
+    fn known_id(&self, call_id: &str) -> Option<Text> {
+        self.channels.get_key_value(call_id).map(|(k, _)| k.clone())
+    }
+
+    fn destroy(&mut self, ev: &CallEvent<'_>, now: Instant) -> Applied {
+        let removed = self.channels.remove_entry(ev.call_id());
+        let id = match &removed {
+            Some((id, _)) => id.clone(),
+            None => Text::from(ev.call_id()),
+        };
         self.pending.remove(&id);
         self.tombstones.insert(id.clone(), now);
         self.tombstone_order.push_back((now, id.clone()));
-        match self.channels.remove(&id) {
-            Some(ch) => {
+        match removed {
+            Some((_, ch)) => {
                 self.idx.remove(&IndexKeys::of(&ch), &ch.uuid);
                 if let Some(peer) = &ch.other_leg {
                     self.unlink_peer(peer, &id, ev.event_micros().unwrap_or(u64::MAX));
                 }
+                drop(ch);
+                self.strings.released();
                 Applied::Removed
             }
             None => Applied::Ignored("destroy of unknown call"),
         }
     }
 
-    fn hold_back(&mut self, ev: CallEvent, now: Instant) -> Applied {
+    fn hold_back(&mut self, ev: CallEvent<'_>, now: Instant) -> Applied {
         let max = self.cfg.max_pending_per_call;
         let entry = self
             .pending
@@ -195,16 +208,22 @@ impl Registry {
         if entry.1.len() >= max {
             return Applied::Ignored("too many early events for one call");
         }
-        entry.1.push(ev);
+        entry.1.push(ev.into_owned());
         Applied::Held
     }
 
-    fn update(&mut self, ev: &CallEvent) {
+    fn update(&mut self, ev: &CallEvent<'_>) {
+        let peer_id = match ev.kind {
+            EventKind::Bridge => ev
+                .peer()
+                .map(|p| self.known_id(p).unwrap_or_else(|| Text::from(p))),
+            _ => None,
+        };
         let Some(ch) = self.channels.get_mut(ev.call_id()) else {
             return;
         };
         let before = IndexKeys::of(ch);
-        ch.refresh_vars(ev);
+        ch.refresh(ev, &mut self.strings);
         let seq = ev.event_micros();
         // Without an event time, an event counts as the newest.
         let newer = |last: u64| seq.unwrap_or(u64::MAX) >= last;
@@ -213,12 +232,12 @@ impl Registry {
         match ev.kind {
             EventKind::Answer => ch.answered = true,
             EventKind::Bridge => {
-                if let Some(peer) = ev.peer()
+                if let Some(peer) = peer_id
                     && newer(ch.seq.bridge)
                 {
                     ch.seq.bridge = seq.unwrap_or(ch.seq.bridge);
-                    ch.other_leg = Some(Text::from(peer));
-                    link = Some(Text::from(peer));
+                    ch.other_leg = Some(peer.clone());
+                    link = Some(peer);
                 }
             }
             EventKind::Unbridge if newer(ch.seq.bridge) => {
@@ -232,12 +251,11 @@ impl Registry {
             _ => {}
         }
         let after = IndexKeys::of(ch);
+        let id = ch.uuid.clone();
         if before != after {
-            let id = ch.uuid.clone();
             self.idx.remove(&before, &id);
             self.idx.insert(&after, &id);
         }
-        let id = Text::from(ev.call_id());
         if let Some(peer) = link {
             self.link_peer(&peer, &id, seq.unwrap_or(0));
         }
@@ -268,21 +286,23 @@ impl Registry {
 
     /// Merges a channel learned from elsewhere (a peer's snapshot, ecallmgr):
     /// known channels and destroyed calls are left as they are.
-    pub fn merge(&mut self, ch: Channel) -> bool {
+    pub fn merge(&mut self, mut ch: Channel) -> bool {
         if self.channels.contains_key(&ch.uuid) || self.tombstones.contains_key(&ch.uuid) {
             return false;
         }
+        ch.share(&mut self.strings);
         self.idx.insert(&IndexKeys::of(&ch), &ch.uuid);
-        self.channels.insert(ch.uuid.clone(), ch);
+        self.channels.insert(ch.uuid.clone(), Box::new(ch));
         true
     }
 
     /// Removes a channel found to be gone by other means (reaping, reconcile).
     pub fn remove(&mut self, call_id: &str, now: Instant) -> Option<Channel> {
-        let ch = self.channels.remove(call_id)?;
+        let ch = *self.channels.remove(call_id)?;
         self.idx.remove(&IndexKeys::of(&ch), &ch.uuid);
         self.tombstones.insert(ch.uuid.clone(), now);
         self.tombstone_order.push_back((now, ch.uuid.clone()));
+        self.strings.released();
         Some(ch)
     }
 

@@ -10,8 +10,10 @@ const A: &str = "a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91";
 const B: &str = "5e0c1c3a-2b7d-4a4f-9a51-0f2e7b7e6c11";
 const ACCOUNT: &str = "3a1b2c3d4e5f60718293a4b5c6d7e8f9";
 
-fn ev(v: &Value) -> CallEvent {
-    CallEvent::decode(&serde_json::to_vec(v).unwrap()).unwrap()
+fn ev(v: &Value) -> CallEvent<'static> {
+    CallEvent::decode(&serde_json::to_vec(v).unwrap())
+        .unwrap()
+        .into_owned()
 }
 
 fn create43() -> Value {
@@ -86,7 +88,8 @@ fn create_inserts_every_field_ecallmgr_holds() {
     assert!(!ch.answered && ch.other_leg.is_none() && !ch.is_onhold);
     assert_eq!(ch.from_tag.as_deref(), Some("8c2b3a91f0"));
     assert_eq!(ch.caller_id_name.as_deref(), Some("Alice"));
-    let ccv: Value = serde_json::from_str(ch.custom_channel_vars.as_ref().unwrap().get()).unwrap();
+    let ccv: Value =
+        serde_json::from_str(&ch.custom_channel_vars.as_ref().unwrap().to_json()).unwrap();
     assert_eq!(ccv["Account-ID"], ACCOUNT);
 }
 

@@ -1,0 +1,358 @@
+//! Sharing the text that channels repeat. At a million channels most values
+//! (account, realm, node, reseller, a user's ids, every custom variable but a
+//! few per call) recur across many channels; held once and pointed to, a
+//! channel costs a fraction of what its own copies did. Custom variables keep
+//! their key order in a [`Shape`] shared by every channel whose variables have
+//! the same keys.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use super::channel::Text;
+use crate::kapi::event::object_entries;
+
+/// Map and set hashers: the keys are our own (call ids, account ids), the
+/// lookups are on every event and query, and SipHash was a tenth of the time.
+pub type Hashing = foldhash::fast::RandomState;
+pub type FastMap<K, V> = HashMap<K, V, Hashing>;
+pub type FastSet<K> = HashSet<K, Hashing>;
+
+/// Custom variables whose values are one call's own: never shared, so not
+/// worth a place in the interner.
+const PER_CALL_VARS: [&str; 4] = [
+    "Bridge-ID",
+    "Call-Interaction-ID",
+    "Fetch-ID",
+    "Origination-Call-ID",
+];
+
+/// The registry's shared strings and variable shapes.
+#[derive(Debug, Default)]
+pub struct Interner {
+    strings: FastSet<Text>,
+    shapes: FastMap<u64, Vec<Arc<Shape>>>,
+    /// Channels dropped since the last sweep.
+    released: usize,
+}
+
+impl Interner {
+    /// The shared copy of `s`.
+    pub fn intern(&mut self, s: &str) -> Text {
+        if let Some(t) = self.strings.get(s) {
+            return t.clone();
+        }
+        let t = Text::from(s);
+        self.strings.insert(t.clone());
+        t
+    }
+
+    /// Re-points `t` at the shared copy of its value.
+    pub fn share(&mut self, t: &mut Text) {
+        *t = self.intern(t);
+    }
+
+    /// Counts a dropped channel. Once as many channels were dropped as there
+    /// are strings, forgets the strings and shapes no channel uses any more:
+    /// linear in the interner, so constant per dropped channel.
+    pub fn released(&mut self) {
+        self.released += 1;
+        if self.released > self.strings.len().max(4096) {
+            self.sweep();
+        }
+    }
+
+    fn sweep(&mut self) {
+        self.released = 0;
+        self.strings
+            .retain(|t| Text::strong_count(t).is_none_or(|n| n > 1));
+        self.shapes.retain(|_, v| {
+            v.retain(|s| Arc::strong_count(s) > 1);
+            !v.is_empty()
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+
+    /// The shape of these keys with these kinds of value (`true`: raw JSON).
+    fn shape(&mut self, keys: &[(Cow<'_, str>, bool)]) -> Arc<Shape> {
+        let mut h = self.shapes.hasher().build_hasher();
+        for (k, raw) in keys {
+            k.hash(&mut h);
+            raw.hash(&mut h);
+        }
+        let bucket = self.shapes.entry(h.finish()).or_default();
+        if let Some(s) = bucket.iter().find(|s| s.is(keys)) {
+            return s.clone();
+        }
+        let s = Arc::new(Shape::new(keys));
+        bucket.push(s.clone());
+        s
+    }
+
+    /// Custom variables (a JSON object) in their shared form. `own` are the
+    /// channel's per-call values already held (its call id, bridge id…): a
+    /// per-call variable equal to one of them points at it instead of a copy.
+    /// `None` for anything but an object.
+    pub fn vars(&mut self, raw: &RawValue, own: &[Option<&Text>]) -> Option<Vars> {
+        let entries = object_entries(raw)?;
+        Some(self.vars_of(&entries, own, None))
+    }
+
+    /// [`Interner::vars`] from the members; `old` are the variables the channel
+    /// had, whose values are taken where unchanged. A later event of a call
+    /// mostly repeats them, and a lookup in a large interner is a cache miss.
+    pub fn vars_of(
+        &mut self,
+        entries: &[(Cow<'_, str>, &RawValue)],
+        own: &[Option<&Text>],
+        old: Option<&Vars>,
+    ) -> Vars {
+        let (okeys, oraw, ovals): (&[Box<str>], &[bool], &[Text]) = old
+            .map(|o| (&o.shape.keys[..], &o.shape.raw[..], &o.vals[..]))
+            .unwrap_or_default();
+        let mut j = 0;
+        let mut keys = Vec::with_capacity(entries.len());
+        let mut vals = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let text = v.get();
+            // A string keeps its JSON body (escapes and all): written back
+            // between quotes as is, with nothing to check.
+            let (raw, body) = match text.strip_prefix('"') {
+                Some(s) => (false, &s[..s.len() - 1]),
+                None => (true, text),
+            };
+            // Kazoo sends the variables in one order (sorted), so the old
+            // ones are walked once alongside.
+            let kept = okeys[j..].iter().position(|ok| **ok == **k).and_then(|at| {
+                let i = j + at;
+                j = i + 1;
+                (oraw[i] == raw && ovals[i].as_str() == body).then(|| ovals[i].clone())
+            });
+            let val = if let Some(v) = kept {
+                v
+            } else if !raw && PER_CALL_VARS.contains(&&**k) {
+                own.iter()
+                    .flatten()
+                    .find(|t| t.as_str() == body)
+                    .map(|t| (*t).clone())
+                    .unwrap_or_else(|| Text::from(body))
+            } else {
+                self.intern(body)
+            };
+            keys.push((k.clone(), raw));
+            vals.push(val);
+        }
+        Vars {
+            shape: self.shape(&keys),
+            vals: vals.into_boxed_slice(),
+        }
+    }
+
+    /// Re-points custom variables built elsewhere (a snapshot) at shared values.
+    pub fn share_vars(&mut self, v: &mut Vars) {
+        let keys: Vec<(Cow<'_, str>, bool)> = v
+            .shape
+            .keys
+            .iter()
+            .zip(&v.shape.raw)
+            .map(|(k, r)| (Cow::Borrowed(&**k), *r))
+            .collect();
+        let shape = self.shape(&keys);
+        for (val, k) in v.vals.iter_mut().zip(&v.shape.keys) {
+            if !PER_CALL_VARS.contains(&&**k) {
+                self.share(val);
+            }
+        }
+        v.shape = shape;
+    }
+}
+
+/// The keys of a custom-variables object, in order, with how each value is
+/// kept, and the bytes written before each value.
+#[derive(Debug)]
+pub struct Shape {
+    keys: Box<[Box<str>]>,
+    /// The value is raw JSON (not a string).
+    raw: Box<[bool]>,
+    /// `{"Key":` for the first, `,"Key":` after, then `"` for a string value.
+    heads: Box<[Box<[u8]>]>,
+}
+
+impl Shape {
+    fn new(keys: &[(Cow<'_, str>, bool)]) -> Self {
+        let heads = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (k, raw))| {
+                let mut h = vec![if i == 0 { b'{' } else { b',' }];
+                serde_json::to_writer(&mut h, k).expect("writing to a Vec cannot fail");
+                h.push(b':');
+                if !raw {
+                    h.push(b'"');
+                }
+                h.into_boxed_slice()
+            })
+            .collect();
+        Self {
+            keys: keys.iter().map(|(k, _)| Box::from(&**k)).collect(),
+            raw: keys.iter().map(|(_, r)| *r).collect(),
+            heads,
+        }
+    }
+
+    fn is(&self, keys: &[(Cow<'_, str>, bool)]) -> bool {
+        self.keys.len() == keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(&self.raw)
+                .zip(keys)
+                .all(|((k, r), (k2, r2))| **k == **k2 && r == r2)
+    }
+}
+
+/// A custom-variables object (CCVs or CAVs) as the channel holds it: values
+/// shared, keys in a shared [`Shape`]. Serialized as the JSON object it was.
+#[derive(Debug, Clone)]
+pub struct Vars {
+    shape: Arc<Shape>,
+    /// A string's JSON body (between the quotes, escapes kept) or a raw value.
+    vals: Box<[Text]>,
+}
+
+impl Vars {
+    /// Appends the object as JSON.
+    #[inline]
+    pub fn write(&self, out: &mut Vec<u8>) {
+        if self.vals.is_empty() {
+            out.extend_from_slice(b"{}");
+            return;
+        }
+        for ((head, raw), val) in self.shape.heads.iter().zip(&self.shape.raw).zip(&self.vals) {
+            out.extend_from_slice(head);
+            out.extend_from_slice(val.as_bytes());
+            if !raw {
+                out.push(b'"');
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// The object as JSON text.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(64 * self.vals.len() + 2);
+        self.write(&mut out);
+        String::from_utf8(out).expect("keys and values are UTF-8")
+    }
+
+    /// The members: key, value's JSON body (for a string, between the quotes)
+    /// and whether it is raw JSON rather than a string.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Text, bool)> {
+        self.shape
+            .keys
+            .iter()
+            .zip(&self.shape.raw)
+            .zip(&self.vals)
+            .map(|((k, r), v)| (&**k, v, *r))
+    }
+
+    pub fn len(&self) -> usize {
+        self.vals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vals.is_empty()
+    }
+}
+
+impl PartialEq for Vars {
+    fn eq(&self, other: &Self) -> bool {
+        (Arc::ptr_eq(&self.shape, &other.shape)
+            || (self.shape.keys == other.shape.keys && self.shape.raw == other.shape.raw))
+            && self.vals == other.vals
+    }
+}
+
+impl Serialize for Vars {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = RawValue::from_string(self.to_json()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Vars {
+    /// Outside the registry there is no interner: the values are the
+    /// object's own until [`Interner::share_vars`].
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        Interner::default()
+            .vars(&raw, &[])
+            .ok_or_else(|| D::Error::custom("custom variables are not a JSON object"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn raw(v: &Value) -> Box<RawValue> {
+        RawValue::from_string(v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn vars_write_back_the_object_they_were() {
+        let v = json!({"Account-ID": "a", "Quote": "x\"y\\u00e9", "N": 5, "B": true,
+                       "O": {"k": [1, "2"]}, "Fetch-ID": "f"});
+        let mut i = Interner::default();
+        let vars = i.vars(&raw(&v), &[]).unwrap();
+        let back: Value = serde_json::from_str(&vars.to_json()).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(serde_json::to_value(&vars).unwrap(), v);
+        let again: Vars = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(again, vars);
+        let empty = i.vars(&raw(&json!({})), &[]).unwrap();
+        assert_eq!(empty.to_json(), "{}");
+        assert!(i.vars(&raw(&json!("{}")), &[]).is_none());
+    }
+
+    #[test]
+    fn values_and_shapes_are_shared_and_swept() {
+        let mut i = Interner::default();
+        let own = Text::from("call-1");
+        let a = i
+            .vars(
+                &raw(&json!({"Account-ID": "acct", "Bridge-ID": "call-1"})),
+                &[Some(&own)],
+            )
+            .unwrap();
+        let b = i
+            .vars(
+                &raw(&json!({"Account-ID": "acct", "Bridge-ID": "call-2"})),
+                &[],
+            )
+            .unwrap();
+        assert!(Arc::ptr_eq(&a.shape, &b.shape));
+        assert!(std::ptr::eq(a.vals[0].as_ptr(), b.vals[0].as_ptr()));
+        assert!(
+            std::ptr::eq(a.vals[1].as_ptr(), own.as_ptr()),
+            "per-call value reused"
+        );
+        assert_eq!(i.len(), 1, "per-call values stay out of the interner");
+        drop((a, b));
+        i.sweep();
+        assert!(i.is_empty() && i.shapes.is_empty());
+    }
+}
