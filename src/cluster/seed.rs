@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use crate::kapi::envelope::APP_NAME;
 use crate::kapi::lenient;
 use crate::registry::Channel;
-use crate::registry::channel::{DEFAULT_PRECEDENCE, Seqs, Text};
+use crate::registry::channel::{ChannelRecord, DEFAULT_PRECEDENCE, Seqs, Text};
 use crate::registry::intern::{Interner, Vars};
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,7 +166,7 @@ pub fn channel(call_id: &str, value: &Value) -> Option<Channel> {
     if uuid.is_empty() {
         return None;
     }
-    Some(Channel {
+    let ch: Channel = ChannelRecord {
         bridge_id: t(a.bridge_id).or_else(|| Some(uuid.clone())),
         uuid,
         direction: t(a.direction),
@@ -214,7 +214,9 @@ pub fn channel(call_id: &str, value: &Value) -> Option<Channel> {
         custom_channel_vars: object(a.ccv),
         custom_application_vars: object(a.cav),
         seq: Seqs::default(),
-    })
+    }
+    .into();
+    Some(ch)
 }
 
 /// The channels of every ecallmgr reply, ignoring replies from our own kind

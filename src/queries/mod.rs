@@ -203,9 +203,11 @@ fn user_channels<'r>(reg: &'r Registry, q: &UserQuery) -> Vec<&'r Channel> {
             Users::One(name) if name.starts_with(PARK_PREFIX) => {
                 // A park slot: the unbridged channels dialling it.
                 let slot = name.to_ascii_lowercase();
-                out.extend(reg.by_realm(&realm).filter(|c| {
-                    c.destination.as_deref() == Some(slot.as_str()) && c.other_leg.is_none()
-                }));
+                out.extend(
+                    reg.by_realm(&realm).filter(|c| {
+                        c.destination() == Some(slot.as_str()) && c.other_leg.is_none()
+                    }),
+                );
             }
             Users::One(name) => out.extend(reg.by_user(&realm, &name.to_ascii_lowercase())),
             Users::Many(names) => {

@@ -1,8 +1,11 @@
 //! The channel record: every field of ecallmgr's channel object (WIRE.md §4.1).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::index::Indexes;
 use super::intern::{Interner, Vars};
 use crate::kapi::event::{CallEvent, ccv_bool, ccv_i64, ccv_str};
 
@@ -16,8 +19,119 @@ pub const DEFAULT_PROFILE: &str = "sipinterface_1";
 pub const DEFAULT_CONTEXT: &str = "context_2";
 pub const DEFAULT_DIALPLAN: &str = "XML";
 
+/// Which of a channel's values are its own (see [`Own`]).
+const DESTINATION: usize = 0;
+const FETCH_ID: usize = 1;
+const BRIDGE_ID: usize = 2;
+const INTERACTION_ID: usize = 3;
+const PRESENCE_ID: usize = 4;
+const LOOPBACK_OTHER_LEG: usize = 5;
+const TO_TAG: usize = 6;
+const FROM_TAG: usize = 7;
+const CALLER_ID_NAME: usize = 8;
+const CALLER_ID_NUMBER: usize = 9;
+const CALLEE_ID_NAME: usize = 10;
+const CALLEE_ID_NUMBER: usize = 11;
+const FROM: usize = 12;
+const TO: usize = 13;
+const OWN: usize = 14;
+
+/// The values of one call alone, or of its user and few others (tags, ids of
+/// the call, caller ids, presence), packed in one allocation. At a million
+/// channels a shared string of its own (an allocation, an interner slot and a
+/// lookup that misses the cache at every event) cost more than a copy here, and
+/// a query reads them from one place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Own {
+    text: Box<str>,
+    /// Where each value ends in `text`; a value is empty (absent) when it ends
+    /// where the previous one did.
+    ends: [u16; OWN],
+}
+
+impl Own {
+    #[inline]
+    fn get(&self, i: usize) -> Option<&str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let end = self.ends[i] as usize;
+        (end > start).then(|| &self.text[start..end])
+    }
+
+    /// Ecallmgr's values are tens of bytes; one past the 64 KiB a channel's
+    /// own text can hold is dropped rather than widen every channel's offsets.
+    fn pack(vals: &[Option<Cow<'_, str>>; OWN]) -> Self {
+        let total: usize = vals.iter().flatten().map(|v| v.len()).sum();
+        let mut text = String::with_capacity(total.min(u16::MAX as usize));
+        let mut ends = [0; OWN];
+        for (end, v) in ends.iter_mut().zip(vals) {
+            if let Some(v) = v
+                && text.len() + v.len() <= u16::MAX as usize
+            {
+                text.push_str(v);
+            }
+            *end = text.len() as u16;
+        }
+        Self {
+            text: text.into_boxed_str(),
+            ends,
+        }
+    }
+
+    fn values(&self) -> [Option<Cow<'_, str>>; OWN] {
+        std::array::from_fn(|i| self.get(i).map(Cow::Borrowed))
+    }
+}
+
+/// A channel as the registry holds it: values shared with other channels
+/// (account, realm, node, a user's indexed ids) as [`Text`], its own values
+/// packed (read through the methods of the same names).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ChannelRecord", into = "ChannelRecord")]
 pub struct Channel {
+    pub uuid: Text,
+    pub direction: Option<Text>,
+    pub account_id: Option<Text>,
+    pub account_billing: Option<Text>,
+    pub reseller_id: Option<Text>,
+    pub reseller_billing: Option<Text>,
+    pub authorizing_id: Option<Text>,
+    pub authorizing_type: Option<Text>,
+    pub owner_id: Option<Text>,
+    pub resource_id: Option<Text>,
+    pub callflow_id: Option<Text>,
+    pub realm: Option<Text>,
+    pub username: Option<Text>,
+    pub other_leg: Option<Text>,
+    pub loopback_leg_name: Option<Text>,
+    /// FreeSWITCH node name; reported as both `node` and `switch_nodename`.
+    pub node: Option<Text>,
+    pub switch_hostname: Option<Text>,
+    pub switch_url: Option<Text>,
+    /// The objects as received, values shared (see [`Vars`]); only ever echoed.
+    pub custom_channel_vars: Option<Vars>,
+    pub custom_application_vars: Option<Vars>,
+    pub precedence: i64,
+    /// Gregorian seconds when the channel was created.
+    pub timestamp: u64,
+    /// Event time (Unix µs) of the newest event applied to each aspect, so a late,
+    /// older event cannot undo a newer one.
+    pub seq: Seqs,
+    pub channel_authorized: bool,
+    pub answered: bool,
+    pub is_onhold: bool,
+    pub is_loopback: bool,
+    own: Own,
+    /// Bit `n`: the own value `COPIED[n]` is the CCV's, not kept in `own`.
+    in_ccv: u8,
+}
+
+/// The own values the CCVs carry too, in the order of [`super::intern::Shape::COPIED`].
+const COPIED: [usize; 4] = [FETCH_ID, BRIDGE_ID, INTERACTION_ID, PRESENCE_ID];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A channel with every field a value of its own: the form snapshots carry and
+/// seeding builds, converted to and from [`Channel`].
+pub struct ChannelRecord {
     pub uuid: Text,
     pub direction: Option<Text>,
     pub destination: Option<Text>,
@@ -81,7 +195,7 @@ struct Build<'i> {
 }
 
 impl Build<'_> {
-    /// A value many channels repeat (account, realm, node, a user's ids).
+    /// A value many channels repeat (account, realm, node).
     fn shared(&mut self, slot: &mut Option<Text>, value: Option<&str>) {
         if let Some(v) = value.filter(|v| !v.is_empty())
             && slot.as_deref() != Some(v)
@@ -91,12 +205,10 @@ impl Build<'_> {
     }
 }
 
-/// A value of this call alone (tags): kept when unchanged, else copied.
-fn own(slot: &mut Option<Text>, value: Option<&str>) {
-    if let Some(v) = value.filter(|v| !v.is_empty())
-        && slot.as_deref() != Some(v)
-    {
-        *slot = Some(Text::from(v));
+/// An own value from the event: taken when present, else the old one kept.
+fn set<'a>(slot: &mut Option<Cow<'a, str>>, value: Option<&'a str>) {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
+        *slot = Some(Cow::Borrowed(v));
     }
 }
 
@@ -106,13 +218,17 @@ fn var_text(strings: &mut Interner, val: &Text, raw: bool) -> Option<Text> {
     if !raw && !val.contains('\\') {
         return (!val.is_empty()).then(|| val.clone());
     }
-    let json = if raw {
-        val.to_string()
-    } else {
-        format!("\"{val}\"")
-    };
-    let v = RawValue::from_string(json).ok()?;
+    let v = var_raw(val, raw)?;
     ccv_str(&v).map(|s| strings.intern(&s))
+}
+
+/// [`var_text`] for a value the channel keeps as its own.
+fn var_str(val: &Text, raw: bool) -> Option<Cow<'_, str>> {
+    if !raw && !val.contains('\\') {
+        return (!val.is_empty()).then_some(Cow::Borrowed(val.as_str()));
+    }
+    let v = var_raw(val, raw)?;
+    ccv_str(&v).map(|s| Cow::Owned(s.into_owned()))
 }
 
 /// The variable as its JSON text, for the lenient readers.
@@ -154,22 +270,34 @@ impl Channel {
     /// `CHANNEL_CONNECTED`), its values its own (no registry to share with).
     /// `now_gregorian` stands in when the event has no `Timestamp`.
     pub fn from_event(ev: &CallEvent<'_>, now_gregorian: u64) -> Self {
-        Self::build(ev, now_gregorian, &mut Interner::default(), None)
+        Self::build(
+            ev,
+            now_gregorian,
+            &mut Interner::default(),
+            &Indexes::default(),
+            None,
+        )
     }
 
-    /// [`Channel::from_event`] sharing values through `strings`; `peer` is the
-    /// registry's copy of the other leg's call id, when it has the other leg.
+    /// [`Channel::from_event`] sharing values through `strings` and the keys
+    /// of `keys`; `peer` is the registry's copy of the other leg's call id,
+    /// when it has the other leg.
     pub(crate) fn build(
         ev: &CallEvent<'_>,
         now_gregorian: u64,
         strings: &mut Interner,
+        keys: &Indexes,
         peer: Option<Text>,
     ) -> Self {
         let uuid: Text = Text::from(ev.call_id());
+        let mut own: [Option<Cow<'_, str>>; OWN] = Default::default();
+        set(
+            &mut own[LOOPBACK_OTHER_LEG],
+            ev.loopback_other_leg.as_deref(),
+        );
         let mut ch = Channel {
             uuid,
             direction: None,
-            destination: None,
             account_id: None,
             account_billing: None,
             reseller_id: None,
@@ -179,12 +307,8 @@ impl Channel {
             channel_authorized: false,
             owner_id: None,
             resource_id: None,
-            fetch_id: None,
-            bridge_id: None,
             callflow_id: None,
-            interaction_id: None,
             precedence: DEFAULT_PRECEDENCE,
-            presence_id: None,
             realm: None,
             username: None,
             answered: ev.answer_state.as_deref() == Some("answered"),
@@ -192,22 +316,15 @@ impl Channel {
             is_onhold: false,
             is_loopback: ev.is_loopback.unwrap_or(false),
             loopback_leg_name: None,
-            loopback_other_leg: ev.loopback_other_leg.as_deref().map(Text::from),
-            to_tag: None,
-            from_tag: None,
             node: None,
             switch_hostname: None,
             switch_url: None,
             timestamp: ev.timestamp.unwrap_or(now_gregorian),
-            caller_id_name: None,
-            caller_id_number: None,
-            callee_id_name: None,
-            callee_id_number: None,
-            from: None,
-            to: None,
             custom_channel_vars: None,
             custom_application_vars: None,
             seq: Seqs::default(),
+            own: Own::pack(&own),
+            in_ccv: 0,
         };
         let mut b = Build { strings };
         b.shared(&mut ch.direction, ev.direction.as_deref());
@@ -218,7 +335,7 @@ impl Channel {
             ev.switch_hostname.as_deref().or(ev.media_server.as_deref()),
         );
         b.shared(&mut ch.switch_url, ev.switch_url.as_deref());
-        ch.refresh(ev, b.strings);
+        ch.refresh(ev, b.strings, keys);
         ch.seq.bridge = ev.event_micros().unwrap_or(0);
         ch
     }
@@ -227,24 +344,44 @@ impl Channel {
     /// `Channel-Authorized`, `Fetch-ID` that CREATE lacked), tags, caller ids.
     /// Values the event lacks are kept. Called only for events not older than
     /// the newest one applied.
-    pub(crate) fn refresh(&mut self, ev: &CallEvent<'_>, strings: &mut Interner) {
+    pub(crate) fn refresh(&mut self, ev: &CallEvent<'_>, strings: &mut Interner, keys: &Indexes) {
         let seq = ev.event_micros().unwrap_or(self.seq.vars);
         if seq < self.seq.vars {
             return;
         }
         self.seq.vars = seq;
-        let mut b = Build { strings };
-        if let Some(entries) = ev.ccv_entries() {
-            let own = [
-                Some(&self.uuid),
-                self.bridge_id.as_ref(),
-                self.interaction_id.as_ref(),
-                self.fetch_id.as_ref(),
-                self.other_leg.as_ref(),
-            ];
-            let vars = b
-                .strings
-                .vars_of(&entries, &own, self.custom_channel_vars.as_ref());
+        let b = Build { strings };
+        let vars = ev.ccv_entries().map(|entries| {
+            // Indexed values are the index's keys: found there in the lookup
+            // the index needs anyway, and not in the interner at all.
+            let mut realm = self.realm.clone();
+            let mut keyed = |var: &str, value: &str| {
+                let t = keys.known(var, value, realm.as_deref());
+                if var == "Realm" {
+                    realm = t.clone();
+                }
+                t
+            };
+            b.strings.vars_of(
+                &entries,
+                &[Some(&self.uuid), self.other_leg.as_ref()],
+                self.custom_channel_vars.as_ref(),
+                &mut keyed,
+            )
+        });
+        let old = std::mem::take(&mut self.own);
+        let old_in_ccv = self.in_ccv;
+        let mut own = old.values();
+        for (n, &i) in COPIED.iter().enumerate() {
+            if old_in_ccv & (1 << n) != 0 {
+                own[i] = self
+                    .custom_channel_vars
+                    .as_ref()
+                    .and_then(|v| v.copied(n))
+                    .map(Cow::Borrowed);
+            }
+        }
+        if let Some(vars) = &vars {
             let mut ccv_presence = None;
             for (key, val, raw) in vars.entries() {
                 let slot = match key {
@@ -256,13 +393,21 @@ impl Channel {
                     "Authorizing-Type" => &mut self.authorizing_type,
                     "Owner-ID" => &mut self.owner_id,
                     "Resource-ID" => &mut self.resource_id,
-                    "Fetch-ID" => &mut self.fetch_id,
-                    "Bridge-ID" => &mut self.bridge_id,
                     "CallFlow-ID" => &mut self.callflow_id,
-                    "Call-Interaction-ID" => &mut self.interaction_id,
                     "Username" => &mut self.username,
                     "Realm" => &mut self.realm,
-                    "Presence-ID" => &mut ccv_presence,
+                    "Fetch-ID" | "Bridge-ID" | "Call-Interaction-ID" | "Presence-ID" => {
+                        let Some(v) = var_str(val, raw) else {
+                            continue;
+                        };
+                        match key {
+                            "Fetch-ID" => own[FETCH_ID] = Some(v),
+                            "Bridge-ID" => own[BRIDGE_ID] = Some(v),
+                            "Call-Interaction-ID" => own[INTERACTION_ID] = Some(v),
+                            _ => ccv_presence = Some(v),
+                        }
+                        continue;
+                    }
                     "Precedence" => {
                         if let Some(p) = var_i64(val, raw) {
                             self.precedence = p;
@@ -281,69 +426,84 @@ impl Channel {
                     *slot = Some(v);
                 }
             }
-            if self.presence_id.is_none() {
-                self.presence_id = ccv_presence;
+            if own[PRESENCE_ID].is_none() {
+                own[PRESENCE_ID] = ccv_presence;
             }
-            self.custom_channel_vars = Some(vars);
         }
         if let Some(raw) = &ev.cav
             && let Some(vars) = b.strings.vars(raw, &[])
         {
             self.custom_application_vars = Some(vars);
         }
-        b.shared(&mut self.presence_id, ev.presence_id.as_deref());
-        own(&mut self.to_tag, ev.to_tag.as_deref());
-        own(&mut self.from_tag, ev.from_tag.as_deref());
-        b.shared(&mut self.caller_id_name, ev.caller_id_name.as_deref());
-        b.shared(&mut self.caller_id_number, ev.caller_id_number.as_deref());
-        b.shared(&mut self.callee_id_name, ev.callee_id_name.as_deref());
-        b.shared(&mut self.callee_id_number, ev.callee_id_number.as_deref());
-        b.shared(&mut self.from, ev.from.as_deref());
-        b.shared(&mut self.to, ev.to.as_deref());
-        if self.destination.is_none() {
-            b.shared(&mut self.destination, destination(ev));
+        set(&mut own[PRESENCE_ID], ev.presence_id.as_deref());
+        set(&mut own[TO_TAG], ev.to_tag.as_deref());
+        set(&mut own[FROM_TAG], ev.from_tag.as_deref());
+        set(&mut own[CALLER_ID_NAME], ev.caller_id_name.as_deref());
+        set(&mut own[CALLER_ID_NUMBER], ev.caller_id_number.as_deref());
+        set(&mut own[CALLEE_ID_NAME], ev.callee_id_name.as_deref());
+        set(&mut own[CALLEE_ID_NUMBER], ev.callee_id_number.as_deref());
+        set(&mut own[FROM], ev.from.as_deref());
+        set(&mut own[TO], ev.to.as_deref());
+        if own[DESTINATION].is_none() {
+            set(&mut own[DESTINATION], destination(ev));
         }
-        if self.bridge_id.is_none() {
-            self.bridge_id = Some(self.uuid.clone());
+        // The usual bridge id is the call's own id, held once as `uuid`.
+        if own[BRIDGE_ID].as_deref() == Some(self.uuid.as_str()) {
+            own[BRIDGE_ID] = None;
+        }
+        let ccv = vars.as_ref().or(self.custom_channel_vars.as_ref());
+        let mut in_ccv = 0;
+        for (n, &i) in COPIED.iter().enumerate() {
+            if let Some(v) = &own[i]
+                && ccv.and_then(|c| c.copied(n)) == Some(&**v)
+            {
+                in_ccv |= 1 << n;
+                own[i] = None;
+            }
+        }
+        let packed = (own != old.values()).then(|| Own::pack(&own));
+        drop(own);
+        self.own = packed.unwrap_or(old);
+        self.in_ccv = in_ccv;
+        if let Some(vars) = vars {
+            self.custom_channel_vars = Some(vars);
         }
     }
 
     /// Re-points a channel built elsewhere (a peer's snapshot, ecallmgr) at the
-    /// registry's shared values.
-    pub(crate) fn share(&mut self, strings: &mut Interner) {
+    /// registry's shared values and index keys.
+    pub(crate) fn share(&mut self, strings: &mut Interner, keys: &Indexes) {
         for slot in [
             &mut self.direction,
-            &mut self.destination,
-            &mut self.account_id,
             &mut self.account_billing,
-            &mut self.reseller_id,
             &mut self.reseller_billing,
-            &mut self.authorizing_id,
+            &mut self.reseller_id,
             &mut self.authorizing_type,
-            &mut self.owner_id,
             &mut self.resource_id,
             &mut self.callflow_id,
-            &mut self.presence_id,
-            &mut self.realm,
-            &mut self.username,
             &mut self.loopback_leg_name,
             &mut self.node,
             &mut self.switch_hostname,
             &mut self.switch_url,
-            &mut self.caller_id_name,
-            &mut self.caller_id_number,
-            &mut self.callee_id_name,
-            &mut self.callee_id_number,
-            &mut self.from,
-            &mut self.to,
         ]
         .into_iter()
         .flatten()
         {
             strings.share(slot);
         }
-        if self.bridge_id.as_deref() == Some(&*self.uuid) {
-            self.bridge_id = Some(self.uuid.clone());
+        let realm = self.realm.clone();
+        for (var, slot) in [
+            ("Account-ID", &mut self.account_id),
+            ("Authorizing-ID", &mut self.authorizing_id),
+            ("Owner-ID", &mut self.owner_id),
+            ("Realm", &mut self.realm),
+            ("Username", &mut self.username),
+        ] {
+            if let Some(t) = slot
+                && let Some(k) = keys.known(var, t.as_str(), realm.as_deref())
+            {
+                *t = k;
+            }
         }
         for v in [
             &mut self.custom_channel_vars,
@@ -359,6 +519,169 @@ impl Channel {
     /// `switch_nodename` is the FreeSWITCH node name, the same value as `node`.
     pub fn switch_nodename(&self) -> Option<&str> {
         self.node.as_deref()
+    }
+
+    /// An own value that may be the CCVs' copy.
+    #[inline]
+    fn copy(&self, i: usize) -> Option<&str> {
+        match COPIED.iter().position(|&c| c == i) {
+            Some(n) if self.in_ccv & (1 << n) != 0 => {
+                self.custom_channel_vars.as_ref().and_then(|v| v.copied(n))
+            }
+            _ => self.own.get(i),
+        }
+    }
+
+    pub fn destination(&self) -> Option<&str> {
+        self.own.get(DESTINATION)
+    }
+    pub fn fetch_id(&self) -> Option<&str> {
+        self.copy(FETCH_ID)
+    }
+    /// Defaults to the channel's own uuid when the CCVs carry none.
+    pub fn bridge_id(&self) -> Option<&str> {
+        self.copy(BRIDGE_ID).or(Some(self.uuid.as_str()))
+    }
+    pub fn interaction_id(&self) -> Option<&str> {
+        self.copy(INTERACTION_ID)
+    }
+    pub fn presence_id(&self) -> Option<&str> {
+        self.copy(PRESENCE_ID)
+    }
+    pub fn loopback_other_leg(&self) -> Option<&str> {
+        self.own.get(LOOPBACK_OTHER_LEG)
+    }
+    pub fn to_tag(&self) -> Option<&str> {
+        self.own.get(TO_TAG)
+    }
+    pub fn from_tag(&self) -> Option<&str> {
+        self.own.get(FROM_TAG)
+    }
+    pub fn caller_id_name(&self) -> Option<&str> {
+        self.own.get(CALLER_ID_NAME)
+    }
+    pub fn caller_id_number(&self) -> Option<&str> {
+        self.own.get(CALLER_ID_NUMBER)
+    }
+    pub fn callee_id_name(&self) -> Option<&str> {
+        self.own.get(CALLEE_ID_NAME)
+    }
+    pub fn callee_id_number(&self) -> Option<&str> {
+        self.own.get(CALLEE_ID_NUMBER)
+    }
+    pub fn from(&self) -> Option<&str> {
+        self.own.get(FROM)
+    }
+    pub fn to(&self) -> Option<&str> {
+        self.own.get(TO)
+    }
+}
+
+impl From<ChannelRecord> for Channel {
+    fn from(r: ChannelRecord) -> Self {
+        let mut own: [Option<Cow<'_, str>>; OWN] = Default::default();
+        for (i, v) in [
+            (DESTINATION, &r.destination),
+            (FETCH_ID, &r.fetch_id),
+            (BRIDGE_ID, &r.bridge_id),
+            (INTERACTION_ID, &r.interaction_id),
+            (PRESENCE_ID, &r.presence_id),
+            (LOOPBACK_OTHER_LEG, &r.loopback_other_leg),
+            (TO_TAG, &r.to_tag),
+            (FROM_TAG, &r.from_tag),
+            (CALLER_ID_NAME, &r.caller_id_name),
+            (CALLER_ID_NUMBER, &r.caller_id_number),
+            (CALLEE_ID_NAME, &r.callee_id_name),
+            (CALLEE_ID_NUMBER, &r.callee_id_number),
+            (FROM, &r.from),
+            (TO, &r.to),
+        ] {
+            set(&mut own[i], v.as_deref());
+        }
+        if own[BRIDGE_ID].as_deref() == Some(r.uuid.as_str()) {
+            own[BRIDGE_ID] = None;
+        }
+        let own = Own::pack(&own);
+        Channel {
+            uuid: r.uuid,
+            direction: r.direction,
+            account_id: r.account_id,
+            account_billing: r.account_billing,
+            reseller_id: r.reseller_id,
+            reseller_billing: r.reseller_billing,
+            authorizing_id: r.authorizing_id,
+            authorizing_type: r.authorizing_type,
+            owner_id: r.owner_id,
+            resource_id: r.resource_id,
+            callflow_id: r.callflow_id,
+            realm: r.realm,
+            username: r.username,
+            other_leg: r.other_leg,
+            loopback_leg_name: r.loopback_leg_name,
+            node: r.node,
+            switch_hostname: r.switch_hostname,
+            switch_url: r.switch_url,
+            custom_channel_vars: r.custom_channel_vars,
+            custom_application_vars: r.custom_application_vars,
+            precedence: r.precedence,
+            timestamp: r.timestamp,
+            seq: r.seq,
+            channel_authorized: r.channel_authorized,
+            answered: r.answered,
+            is_onhold: r.is_onhold,
+            is_loopback: r.is_loopback,
+            own,
+            in_ccv: 0,
+        }
+    }
+}
+
+impl From<Channel> for ChannelRecord {
+    fn from(c: Channel) -> Self {
+        let t = |v: Option<&str>| v.map(Text::from);
+        ChannelRecord {
+            direction: c.direction.clone(),
+            destination: t(c.destination()),
+            account_id: c.account_id.clone(),
+            account_billing: c.account_billing.clone(),
+            reseller_id: c.reseller_id.clone(),
+            reseller_billing: c.reseller_billing.clone(),
+            authorizing_id: c.authorizing_id.clone(),
+            authorizing_type: c.authorizing_type.clone(),
+            channel_authorized: c.channel_authorized,
+            owner_id: c.owner_id.clone(),
+            resource_id: c.resource_id.clone(),
+            fetch_id: t(c.fetch_id()),
+            bridge_id: t(c.bridge_id()),
+            callflow_id: c.callflow_id.clone(),
+            interaction_id: t(c.interaction_id()),
+            precedence: c.precedence,
+            presence_id: t(c.presence_id()),
+            realm: c.realm.clone(),
+            username: c.username.clone(),
+            answered: c.answered,
+            other_leg: c.other_leg.clone(),
+            is_onhold: c.is_onhold,
+            is_loopback: c.is_loopback,
+            loopback_leg_name: c.loopback_leg_name.clone(),
+            loopback_other_leg: t(c.loopback_other_leg()),
+            to_tag: t(c.to_tag()),
+            from_tag: t(c.from_tag()),
+            node: c.node.clone(),
+            switch_hostname: c.switch_hostname.clone(),
+            switch_url: c.switch_url.clone(),
+            timestamp: c.timestamp,
+            caller_id_name: t(c.caller_id_name()),
+            caller_id_number: t(c.caller_id_number()),
+            callee_id_name: t(c.callee_id_name()),
+            callee_id_number: t(c.callee_id_number()),
+            from: t(c.from()),
+            to: t(c.to()),
+            seq: c.seq,
+            uuid: c.uuid,
+            custom_channel_vars: c.custom_channel_vars,
+            custom_application_vars: c.custom_application_vars,
+        }
     }
 }
 

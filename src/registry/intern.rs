@@ -23,13 +23,14 @@ pub type Hashing = foldhash::fast::RandomState;
 pub type FastMap<K, V> = HashMap<K, V, Hashing>;
 pub type FastSet<K> = HashSet<K, Hashing>;
 
-/// Custom variables whose values are one call's own: never shared, so not
-/// worth a place in the interner.
-const PER_CALL_VARS: [&str; 4] = [
+/// Custom variables whose values are one call's (or one user's) own: shared
+/// by a channel or two at most, so not worth a place in the interner.
+const PER_CALL_VARS: [&str; 5] = [
     "Bridge-ID",
     "Call-Interaction-ID",
     "Fetch-ID",
     "Origination-Call-ID",
+    "Presence-ID",
 ];
 
 /// The registry's shared strings and variable shapes.
@@ -107,17 +108,20 @@ impl Interner {
     /// `None` for anything but an object.
     pub fn vars(&mut self, raw: &RawValue, own: &[Option<&Text>]) -> Option<Vars> {
         let entries = object_entries(raw)?;
-        Some(self.vars_of(&entries, own, None))
+        Some(self.vars_of(&entries, own, None, &mut |_, _| None))
     }
 
     /// [`Interner::vars`] from the members; `old` are the variables the channel
     /// had, whose values are taken where unchanged. A later event of a call
     /// mostly repeats them, and a lookup in a large interner is a cache miss.
+    /// `keyed` gives the value of a variable kept elsewhere (an index's key),
+    /// `None` for a variable it does not keep.
     pub fn vars_of(
         &mut self,
         entries: &[(Cow<'_, str>, &RawValue)],
         own: &[Option<&Text>],
         old: Option<&Vars>,
+        keyed: &mut dyn FnMut(&str, &str) -> Option<Text>,
     ) -> Vars {
         let (okeys, oraw, ovals): (&[Box<str>], &[bool], &[Text]) = old
             .map(|o| (&o.shape.keys[..], &o.shape.raw[..], &o.vals[..]))
@@ -148,6 +152,8 @@ impl Interner {
                     .find(|t| t.as_str() == body)
                     .map(|t| (*t).clone())
                     .unwrap_or_else(|| Text::from(body))
+            } else if let Some(t) = (!raw).then(|| keyed(k, body)).flatten() {
+                t
             } else {
                 self.intern(body)
             };
@@ -188,6 +194,8 @@ pub struct Shape {
     raw: Box<[bool]>,
     /// `{"Key":` for the first, `,"Key":` after, then `"` for a string value.
     heads: Box<[Box<[u8]>]>,
+    /// Where each of [`Shape::COPIED`] is, when it is a string.
+    at: [Option<u8>; 4],
 }
 
 impl Shape {
@@ -209,8 +217,22 @@ impl Shape {
             keys: keys.iter().map(|(k, _)| Box::from(&**k)).collect(),
             raw: keys.iter().map(|(_, r)| *r).collect(),
             heads,
+            at: Self::COPIED.map(|c| {
+                keys.iter()
+                    .position(|(k, raw)| !raw && k == c)
+                    .and_then(|i| u8::try_from(i).ok())
+            }),
         }
     }
+
+    /// Variables a channel also keeps as fields of its own (see
+    /// [`Vars::copied`]).
+    pub const COPIED: [&'static str; 4] = [
+        "Fetch-ID",
+        "Bridge-ID",
+        "Call-Interaction-ID",
+        "Presence-ID",
+    ];
 
     fn is(&self, keys: &[(Cow<'_, str>, bool)]) -> bool {
         self.keys.len() == keys.len()
@@ -270,6 +292,14 @@ impl Vars {
 
     pub fn len(&self) -> usize {
         self.vals.len()
+    }
+
+    /// The value of the `n`th of [`Shape::COPIED`] when it is a string with
+    /// nothing to unescape: a channel's field equal to it is not kept twice.
+    #[inline]
+    pub fn copied(&self, n: usize) -> Option<&str> {
+        let v = self.vals.get(usize::from(self.shape.at[n]?))?;
+        (!v.is_empty() && !v.contains('\\')).then_some(v.as_str())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -13,7 +13,7 @@ pub mod intern;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-pub use channel::{Channel, Text};
+pub use channel::{Channel, ChannelRecord, Text};
 use index::{IndexKeys, Indexes, Set};
 use intern::{FastMap, Interner};
 
@@ -156,7 +156,13 @@ impl Registry {
             return Applied::Ignored("duplicate create");
         }
         let peer = ev.peer().and_then(|p| self.known_id(p));
-        let ch = Channel::build(&ev, gregorian_now_secs(), &mut self.strings, peer);
+        let ch = Channel::build(
+            &ev,
+            gregorian_now_secs(),
+            &mut self.strings,
+            &self.idx,
+            peer,
+        );
         self.idx.insert(&IndexKeys::of(&ch), &ch.uuid);
         let id = ch.uuid.clone();
         // An originated B-leg names its A-leg at CREATE; ecallmgr records that on
@@ -223,7 +229,7 @@ impl Registry {
             return;
         };
         let before = IndexKeys::of(ch);
-        ch.refresh(ev, &mut self.strings);
+        ch.refresh(ev, &mut self.strings, &self.idx);
         let seq = ev.event_micros();
         // Without an event time, an event counts as the newest.
         let newer = |last: u64| seq.unwrap_or(u64::MAX) >= last;
@@ -290,7 +296,7 @@ impl Registry {
         if self.channels.contains_key(&ch.uuid) || self.tombstones.contains_key(&ch.uuid) {
             return false;
         }
-        ch.share(&mut self.strings);
+        ch.share(&mut self.strings, &self.idx);
         self.idx.insert(&IndexKeys::of(&ch), &ch.uuid);
         self.channels.insert(ch.uuid.clone(), Box::new(ch));
         true

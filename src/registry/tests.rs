@@ -66,28 +66,21 @@ fn create_inserts_every_field_ecallmgr_holds() {
     );
     assert_eq!(ch.username.as_deref(), Some("user_zu0bf7"));
     assert_eq!(ch.realm.as_deref(), Some("account.realm.com"));
-    assert_eq!(
-        ch.presence_id.as_deref(),
-        Some("user_zu0bf7@account.realm.com")
-    );
-    assert_eq!(ch.destination.as_deref(), Some("2600"));
+    assert_eq!(ch.presence_id(), Some("user_zu0bf7@account.realm.com"));
+    assert_eq!(ch.destination(), Some("2600"));
     assert_eq!(ch.direction.as_deref(), Some("inbound"));
     assert_eq!(ch.node.as_deref(), Some("freeswitch@fs1.example.com"));
     assert_eq!(
         ch.switch_url.as_deref(),
         Some("sip:mod_sofia@10.26.0.81:5060")
     );
-    assert_eq!(ch.interaction_id.as_deref(), Some("63869600000-3f2a1b9c"));
+    assert_eq!(ch.interaction_id(), Some("63869600000-3f2a1b9c"));
     assert_eq!(ch.timestamp, 63_869_600_000);
     assert_eq!(ch.precedence, 5);
-    assert_eq!(
-        ch.bridge_id.as_deref(),
-        Some(A),
-        "bridge_id defaults to own uuid"
-    );
+    assert_eq!(ch.bridge_id(), Some(A), "bridge_id defaults to own uuid");
     assert!(!ch.answered && ch.other_leg.is_none() && !ch.is_onhold);
-    assert_eq!(ch.from_tag.as_deref(), Some("8c2b3a91f0"));
-    assert_eq!(ch.caller_id_name.as_deref(), Some("Alice"));
+    assert_eq!(ch.from_tag(), Some("8c2b3a91f0"));
+    assert_eq!(ch.caller_id_name(), Some("Alice"));
     let ccv: Value =
         serde_json::from_str(&ch.custom_channel_vars.as_ref().unwrap().to_json()).unwrap();
     assert_eq!(ccv["Account-ID"], ACCOUNT);
@@ -109,7 +102,7 @@ fn answer_and_bridge_update_and_duplicates_change_nothing() {
         snapshot.channel_authorized,
         "ANSWER's CCVs bring Channel-Authorized"
     );
-    assert_eq!(snapshot.to_tag.as_deref(), Some("Q3vN8ZpFa1KpD"));
+    assert_eq!(snapshot.to_tag(), Some("Q3vN8ZpFa1KpD"));
     // The same ANSWER from a second ecallmgr and a late duplicate CREATE.
     r.apply(ev(&answer43()), now);
     r.apply(ev(&create43()), now);
@@ -241,7 +234,7 @@ fn kazoo50_create_is_understood() {
         Instant::now(),
     );
     let ch = r.get(A).unwrap();
-    assert_eq!(ch.destination.as_deref(), Some("2600"));
+    assert_eq!(ch.destination(), Some("2600"));
     assert_eq!(ch.timestamp, 63_869_600_001);
     assert!(!ch.answered);
     assert_eq!(r.by_user("account.realm.com", "user_zu0bf7").count(), 1);
