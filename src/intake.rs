@@ -3,7 +3,7 @@
 use std::sync::RwLock;
 use std::time::Instant;
 
-use tracing::{debug, warn};
+use tracing::{Level, debug, warn};
 
 use crate::kapi::{CallEvent, Incoming};
 use crate::registry::{Applied, Registry};
@@ -20,9 +20,15 @@ pub fn apply_event(registry: &RwLock<Registry>, stats: &Stats, msg: &Incoming) -
             return None;
         }
     };
-    let call_id = ev.call_id().to_owned();
-    let msg_id = ev.msg_id.clone().unwrap_or_default();
-    let name = ev.name.clone().unwrap_or_default();
+    // The event is moved into the registry; copying what the debug line names
+    // costs three allocations per event, so only when that line is wanted.
+    let logged = tracing::enabled!(Level::DEBUG).then(|| {
+        (
+            ev.call_id().to_owned(),
+            ev.msg_id.clone().unwrap_or_default(),
+            ev.name.clone().unwrap_or_default(),
+        )
+    });
     let applied = registry
         .write()
         .unwrap_or_else(|p| p.into_inner())
@@ -31,6 +37,8 @@ pub fn apply_event(registry: &RwLock<Registry>, stats: &Stats, msg: &Incoming) -
         Applied::Ignored(_) => Stats::inc(&stats.events_ignored),
         _ => Stats::inc(&stats.events_applied),
     }
-    debug!(%call_id, %msg_id, event = %name, ?applied, "call event");
+    if let Some((call_id, msg_id, name)) = logged {
+        debug!(%call_id, %msg_id, event = %name, ?applied, "call event");
+    }
     Some(applied)
 }
