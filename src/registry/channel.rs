@@ -13,6 +13,15 @@ use crate::kapi::event::{CallEvent, ccv_bool, ccv_i64, ccv_str};
 /// index, and most values are shared between channels (see [`Interner`]).
 pub type Text = arcstr::ArcStr;
 
+/// Accessors for values kept in the channel's packed allocation.
+macro_rules! own_values {
+    ($($name:ident => $slot:ident,)*) => {
+        $(pub fn $name(&self) -> Option<&str> {
+            self.own.get($slot)
+        })*
+    };
+}
+
 pub const DEFAULT_PRECEDENCE: i64 = 5;
 /// Not on the wire; ecallmgr's defaults (WIRE.md §5.3).
 pub const DEFAULT_PROFILE: &str = "sipinterface_1";
@@ -548,32 +557,16 @@ impl Channel {
     pub fn presence_id(&self) -> Option<&str> {
         self.copy(PRESENCE_ID)
     }
-    pub fn loopback_other_leg(&self) -> Option<&str> {
-        self.own.get(LOOPBACK_OTHER_LEG)
-    }
-    pub fn to_tag(&self) -> Option<&str> {
-        self.own.get(TO_TAG)
-    }
-    pub fn from_tag(&self) -> Option<&str> {
-        self.own.get(FROM_TAG)
-    }
-    pub fn caller_id_name(&self) -> Option<&str> {
-        self.own.get(CALLER_ID_NAME)
-    }
-    pub fn caller_id_number(&self) -> Option<&str> {
-        self.own.get(CALLER_ID_NUMBER)
-    }
-    pub fn callee_id_name(&self) -> Option<&str> {
-        self.own.get(CALLEE_ID_NAME)
-    }
-    pub fn callee_id_number(&self) -> Option<&str> {
-        self.own.get(CALLEE_ID_NUMBER)
-    }
-    pub fn from(&self) -> Option<&str> {
-        self.own.get(FROM)
-    }
-    pub fn to(&self) -> Option<&str> {
-        self.own.get(TO)
+    own_values! {
+        loopback_other_leg => LOOPBACK_OTHER_LEG,
+        to_tag => TO_TAG,
+        from_tag => FROM_TAG,
+        caller_id_name => CALLER_ID_NAME,
+        caller_id_number => CALLER_ID_NUMBER,
+        callee_id_name => CALLEE_ID_NAME,
+        callee_id_number => CALLEE_ID_NUMBER,
+        from => FROM,
+        to => TO,
     }
 }
 
