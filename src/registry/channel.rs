@@ -67,16 +67,21 @@ impl Own {
     }
 
     /// Ecallmgr's values are tens of bytes; one past the 64 KiB a channel's
-    /// own text can hold is dropped rather than widen every channel's offsets.
-    fn pack(vals: &[Option<Cow<'_, str>>; OWN]) -> Self {
+    /// own text can hold is dropped (and logged) rather than widen every
+    /// channel's offsets.
+    fn pack(call_id: &str, vals: &[Option<Cow<'_, str>>; OWN]) -> Self {
         let total: usize = vals.iter().flatten().map(|v| v.len()).sum();
         let mut text = String::with_capacity(total.min(u16::MAX as usize));
         let mut ends = [0; OWN];
         for (end, v) in ends.iter_mut().zip(vals) {
-            if let Some(v) = v
-                && text.len() + v.len() <= u16::MAX as usize
-            {
-                text.push_str(v);
+            match v {
+                Some(v) if text.len() + v.len() <= u16::MAX as usize => text.push_str(v),
+                Some(v) => tracing::warn!(
+                    call_id,
+                    bytes = v.len(),
+                    "a channel value past the 64 KiB a channel keeps of its own was dropped"
+                ),
+                None => {}
             }
             *end = text.len() as u16;
         }
@@ -332,7 +337,7 @@ impl Channel {
             custom_channel_vars: None,
             custom_application_vars: None,
             seq: Seqs::default(),
-            own: Own::pack(&own),
+            own: Own::pack(ev.call_id(), &own),
             in_ccv: 0,
         };
         let mut b = Build { strings };
@@ -470,7 +475,7 @@ impl Channel {
                 own[i] = None;
             }
         }
-        let packed = (own != old.values()).then(|| Own::pack(&own));
+        let packed = (own != old.values()).then(|| Own::pack(&self.uuid, &own));
         drop(own);
         self.own = packed.unwrap_or(old);
         self.in_ccv = in_ccv;
@@ -594,7 +599,7 @@ impl From<ChannelRecord> for Channel {
         if own[BRIDGE_ID].as_deref() == Some(r.uuid.as_str()) {
             own[BRIDGE_ID] = None;
         }
-        let own = Own::pack(&own);
+        let own = Own::pack(&r.uuid, &own);
         Channel {
             uuid: r.uuid,
             direction: r.direction,

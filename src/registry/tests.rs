@@ -277,3 +277,16 @@ fn merge_keeps_known_and_destroyed_calls() {
     );
     assert!(r.is_empty());
 }
+
+#[test]
+fn an_oversized_own_value_is_dropped_and_the_others_kept() {
+    let mut r = reg();
+    let mut v = create43();
+    v["Caller-ID-Name"] = json!("n".repeat(70_000));
+    v["Caller-ID-Number"] = json!("+14158867900");
+    let call = v["Call-ID"].as_str().unwrap().to_owned();
+    assert_eq!(r.apply(ev(&v), Instant::now()), Applied::Inserted);
+    let ch = r.get(&call).unwrap();
+    assert_eq!(ch.caller_id_name(), None);
+    assert_eq!(ch.caller_id_number(), Some("+14158867900"));
+}
