@@ -127,28 +127,13 @@ fn runtime() -> tokio::runtime::Runtime {
 async fn run(settings: Settings) -> ExitCode {
     logging::init(&settings.log);
     let handle = worker::spawn(settings);
-    let stop = handle.shutdown_token();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received; finishing in-flight requests");
-        stop.cancel();
-    });
-    let grace = Duration::from_secs(handle.shared.settings.cluster.shutdown_grace_secs);
-    let stopping = handle.shutdown_token();
-    let mut join = std::pin::pin!(handle.join());
-    tokio::select! {
-        _ = &mut join => return ExitCode::SUCCESS,
-        _ = stopping.cancelled() => {}
-    }
-    match tokio::time::timeout(grace, join).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => {
-            tracing::error!(
-                grace_secs = grace.as_secs(),
-                "in-flight work did not finish within the grace period"
-            );
-            ExitCode::FAILURE
-        }
+    // The worker never ends on its own (a broker fault only makes it retry).
+    wait_for_signal().await;
+    tracing::info!("signal received; finishing in-flight requests");
+    if handle.shutdown().await {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::bus::{self, BusError, BusPublisher, Handler, ServeEnd, Topology};
 use crate::cluster::{self, warmup};
@@ -289,19 +289,23 @@ impl WorkerHandle {
         true
     }
 
-    /// Stops taking messages, finishes those in flight, closes the connection.
-    pub async fn shutdown(self) {
+    /// Stops taking messages, finishes those in flight, closes the connection,
+    /// all within the configured grace period; past it, what is left is
+    /// abandoned (unacked requests go back to the queue for another instance)
+    /// and the answer is false.
+    pub async fn shutdown(mut self) -> bool {
         self.shutdown.cancel();
-        let _ = self.task.await;
-    }
-
-    /// Runs until the task ends (a shutdown requested elsewhere).
-    pub async fn join(self) {
-        let _ = self.task.await;
-    }
-
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        let grace = Duration::from_secs(self.shared.settings.cluster.shutdown_grace_secs);
+        if tokio::time::timeout(grace, &mut self.task).await.is_ok() {
+            return true;
+        }
+        self.task.abort();
+        error!(
+            node = %self.shared.identity.node,
+            grace_secs = grace.as_secs(),
+            "in-flight work did not finish within the grace period; abandoned"
+        );
+        false
     }
 }
 
@@ -380,6 +384,7 @@ async fn session(
     }
     let setup = conn.create_channel().await?;
     bus::declare(&setup, &shared.topology).await?;
+    bus::close_channel(&setup).await;
     let publisher = BusPublisher::open_with(&conn, COMMANDS_AT_ONCE).await?;
     let stop = shutdown.child_token();
     let (now, later): (Vec<Service>, Vec<Service>) = services(shared, &publisher)
@@ -422,6 +427,7 @@ async fn session(
             end = consumers.join_next() => {
                 stop.cancel();
                 consumers.join_all().await;
+                bus::close_session(&conn, &publisher).await;
                 return joined(end);
             }
         };
@@ -447,7 +453,7 @@ async fn session(
             warn!(error = %e, "consumer failed while stopping");
         }
     }
-    let _ = conn.close(200, "bye".into()).await;
+    bus::close_session(&conn, &publisher).await;
     first
 }
 

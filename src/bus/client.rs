@@ -275,14 +275,10 @@ impl BusClient {
     }
 
     pub async fn close(self) {
-        match self.conn {
-            Conn::Own(c) => {
-                let _ = c.close(200, "bye".into()).await;
-            }
-            Conn::Pooled(_) => {
-                let _ = self.replies.close(200, "bye".into()).await;
-                let _ = self.publisher.channel().close(200, "bye".into()).await;
-            }
+        super::close_channel(&self.replies).await;
+        super::close_channel(self.publisher.channel()).await;
+        if let Conn::Own(c) = &self.conn {
+            super::close_connection(c).await;
         }
     }
 }

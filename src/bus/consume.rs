@@ -139,6 +139,7 @@ async fn serve(
             warn!(error = %e, queue, "in-flight request failed during stop");
         }
     }
+    super::close_channel(&channel).await;
     debug!(queue, ?end, "consumer ended");
     Ok(end)
 }

@@ -11,6 +11,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Map, Value};
+use std::time::Duration;
 use thiserror::Error;
 
 pub use client::{BusClient, ClientPool, Collect, client_pool};
@@ -28,6 +29,35 @@ pub enum BusError {
     Topology(String),
     #[error("connection pool: {0}")]
     Pool(String),
+}
+
+/// How long a clean close may take. lapin resolves a close when the broker's
+/// close-ok arrives, and a connection that is half gone never sends it.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Closes a channel, waiting at most [`CLOSE_WAIT`]. Every channel is closed
+/// this way before its connection: one left to its drop closes itself in the
+/// background, and that close racing the connection's could leave the
+/// connection's close waiting forever (lapin logs "invalid channel state:
+/// Closing"; a test worker's shutdown hung on it).
+pub async fn close_channel(ch: &Channel) {
+    if ch.status().connected() {
+        let _ = tokio::time::timeout(CLOSE_WAIT, ch.close(200, "bye".into())).await;
+    }
+}
+
+/// Closes a connection whose channels are closed, waiting at most [`CLOSE_WAIT`].
+pub async fn close_connection(conn: &Connection) {
+    if conn.status().connected() {
+        let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(200, "bye".into())).await;
+    }
+}
+
+/// Ends a worker session: its consumers closed their channels; the
+/// publisher's goes before the connection.
+pub async fn close_session(conn: &Connection, publisher: &BusPublisher) {
+    close_channel(publisher.channel()).await;
+    close_connection(conn).await;
 }
 
 /// Opens one connection. No lapin auto-recovery: the worker supervises whole
@@ -126,7 +156,7 @@ pub async fn queue_exists(conn: &Connection, name: &str) -> Result<bool, BusErro
         .await
     {
         Ok(_) => {
-            let _ = ch.close(200, "checked".into()).await;
+            close_channel(&ch).await;
             Ok(true)
         }
         Err(e) if e.to_string().contains("NOT_FOUND") || e.to_string().contains("404") => Ok(false),

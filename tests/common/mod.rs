@@ -23,6 +23,8 @@ pub fn base_url() -> String {
 /// vhost would answer each other's requests, so tests never share one.
 pub struct TestVhost {
     pub name: String,
+    /// Dropped with the vhost, which tells the watchdog the test is over.
+    _watchdog: std::sync::mpsc::Sender<()>,
 }
 
 /// The management HTTP API, when `KAZOO_CHANNELS_TEST_MGMT_URL` is set (the
@@ -85,7 +87,8 @@ impl TestVhost {
         } else {
             mgmt("PUT", &format!("permissions/{name}/guest"));
         }
-        Self { name }
+        let _watchdog = watchdog(&name);
+        Self { name, _watchdog }
     }
 
     pub fn url(&self) -> String {
@@ -209,6 +212,24 @@ impl TestVhost {
             rabbitmqctl(&["delete_queue", queue, "-p", &self.name]);
         }
     }
+}
+
+/// The longest any integration test may take. A test that hangs would hold
+/// CI until its own deadline; this ends the whole test binary instead, naming
+/// the test, so the run goes red at once.
+const TEST_LIMIT: Duration = Duration::from_secs(180);
+
+fn watchdog(vhost: &str) -> std::sync::mpsc::Sender<()> {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let vhost = vhost.to_owned();
+    std::thread::spawn(move || {
+        // Nothing is ever sent: the sender's drop ends the wait early.
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(TEST_LIMIT) {
+            eprintln!("the test on vhost {vhost} is still running after {TEST_LIMIT:?}: aborting");
+            std::process::exit(101);
+        }
+    });
+    done
 }
 
 impl Drop for TestVhost {
