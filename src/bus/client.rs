@@ -276,7 +276,7 @@ impl BusClient {
 
     pub async fn close(self) {
         super::close_channel(&self.replies).await;
-        super::close_channel(self.publisher.channel()).await;
+        self.publisher.close().await;
         if let Conn::Own(c) = &self.conn {
             super::close_connection(c).await;
         }

@@ -54,9 +54,9 @@ pub async fn close_connection(conn: &Connection) {
 }
 
 /// Ends a worker session: its consumers closed their channels; the
-/// publisher's goes before the connection.
+/// publisher's channels go before the connection.
 pub async fn close_session(conn: &Connection, publisher: &BusPublisher) {
-    close_channel(publisher.channel()).await;
+    publisher.close().await;
     close_connection(conn).await;
 }
 

@@ -77,6 +77,14 @@ impl BusPublisher {
         &self.channel
     }
 
+    /// Closes every channel of this publisher (see [`super::close_channel`]).
+    pub async fn close(&self) {
+        for channel in &self.mandatory.channels {
+            super::close_channel(&*channel.lock().await).await;
+        }
+        super::close_channel(&self.channel).await;
+    }
+
     /// Publishes and waits for the broker's confirm.
     pub async fn send(&self, msg: &Outgoing) -> Result<PublishOutcome, lapin::Error> {
         if msg.mandatory {
