@@ -66,7 +66,7 @@ fn main() {
         .unwrap_or(200_000);
     let machine = Machine::probe();
     support::log_to_sink();
-    let vhost = TestVhost::new("bench-intake");
+    let vhost = TestVhost::unwatched("bench-intake");
     let (worker_rt, base_rt, client_rt) = (runtime("worker"), runtime("base"), runtime("client"));
 
     let worker = worker_rt.block_on(support::start_worker(&vhost));

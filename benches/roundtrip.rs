@@ -50,7 +50,7 @@ fn main() {
     let began = std::time::Instant::now();
     let machine = Machine::probe();
     support::log_to_sink();
-    let vhost = TestVhost::new("bench-roundtrip");
+    let vhost = TestVhost::unwatched("bench-roundtrip");
     // Three runtimes, as three processes would be: the worker, the echo
     // responder (and the stand-in Konami), the requesters.
     let (worker_rt, echo_rt, client_rt) = (runtime("worker"), runtime("echo"), runtime("client"));

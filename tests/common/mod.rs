@@ -24,7 +24,7 @@ pub fn base_url() -> String {
 pub struct TestVhost {
     pub name: String,
     /// Dropped with the vhost, which tells the watchdog the test is over.
-    _watchdog: std::sync::mpsc::Sender<()>,
+    _watchdog: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// The management HTTP API, when `KAZOO_CHANNELS_TEST_MGMT_URL` is set (the
@@ -68,7 +68,16 @@ pub fn rabbitmqctl(args: &[&str]) {
 }
 
 impl TestVhost {
+    /// A vhost for one test, which may take at most [`TEST_LIMIT`].
     pub fn new(test: &str) -> Self {
+        let mut vh = Self::unwatched(test);
+        vh._watchdog = Some(watchdog(test));
+        vh
+    }
+
+    /// A vhost for a benchmark, which takes as long as it is asked to.
+    #[allow(dead_code)]
+    pub fn unwatched(test: &str) -> Self {
         // Worker logs in the test's captured output (RUST_LOG, default warn).
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -87,8 +96,10 @@ impl TestVhost {
         } else {
             mgmt("PUT", &format!("permissions/{name}/guest"));
         }
-        let _watchdog = watchdog(&name);
-        Self { name, _watchdog }
+        Self {
+            name,
+            _watchdog: None,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -219,13 +230,18 @@ impl TestVhost {
 /// the test, so the run goes red at once.
 const TEST_LIMIT: Duration = Duration::from_secs(180);
 
-fn watchdog(vhost: &str) -> std::sync::mpsc::Sender<()> {
+fn watchdog(test: &str) -> std::sync::mpsc::Sender<()> {
     let (done, finished) = std::sync::mpsc::channel::<()>();
-    let vhost = vhost.to_owned();
+    let test = test.to_owned();
     std::thread::spawn(move || {
         // Nothing is ever sent: the sender's drop ends the wait early.
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(TEST_LIMIT) {
-            eprintln!("the test on vhost {vhost} is still running after {TEST_LIMIT:?}: aborting");
+            // Straight to stderr: eprintln! would be captured with the test's output, and lost.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "the test on vhost kc-test-{test}-… is still running after {TEST_LIMIT:?}: aborting"
+            );
             std::process::exit(101);
         }
     });
