@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::channel::Text;
-use crate::kapi::event::object_entries;
+use crate::kapi::members::members;
 
 /// Map and set hashers: the keys are our own (call ids, account ids), the
 /// lookups are on every event and query, and SipHash was a tenth of the time.
@@ -107,7 +107,7 @@ impl Interner {
     /// per-call variable equal to one of them points at it instead of a copy.
     /// `None` for anything but an object.
     pub fn vars(&mut self, raw: &RawValue, own: &[Option<&Text>]) -> Option<Vars> {
-        let entries = object_entries(raw)?;
+        let entries = members(raw)?;
         Some(self.vars_of(&entries, own, None, &mut |_, _| None))
     }
 
@@ -118,7 +118,7 @@ impl Interner {
     /// `None` for a variable it does not keep.
     pub fn vars_of(
         &mut self,
-        entries: &[(Cow<'_, str>, &RawValue)],
+        entries: &[(Cow<'_, str>, &str)],
         own: &[Option<&Text>],
         old: Option<&Vars>,
         keyed: &mut dyn FnMut(&str, &str) -> Option<Text>,
@@ -130,7 +130,7 @@ impl Interner {
         let mut keys = Vec::with_capacity(entries.len());
         let mut vals = Vec::with_capacity(entries.len());
         for (k, v) in entries {
-            let text = v.get();
+            let text = *v;
             // A string keeps its JSON body (escapes and all): written back
             // between quotes as is, with nothing to check.
             let (raw, body) = match text.strip_prefix('"') {
