@@ -540,9 +540,11 @@ impl Channel {
     #[inline]
     fn copy(&self, i: usize) -> Option<&str> {
         match COPIED.iter().position(|&c| c == i) {
-            Some(n) if self.in_ccv & (1 << n) != 0 => {
-                self.custom_channel_vars.as_ref().and_then(|v| v.copied(n))
-            }
+            // Set only where `copied(n)` gave the value, with these variables.
+            Some(n) if self.in_ccv & (1 << n) != 0 => self
+                .custom_channel_vars
+                .as_ref()
+                .and_then(|v| v.copied_again(n)),
             _ => self.own.get(i),
         }
     }

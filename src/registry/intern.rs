@@ -302,6 +302,15 @@ impl Vars {
         (!v.is_empty() && !v.contains('\\')).then_some(v.as_str())
     }
 
+    /// [`Vars::copied`] once it gave a value: the variables do not change,
+    /// so a channel that kept its field as the variable's copy reads it back
+    /// without looking through the value for escapes at every query.
+    #[inline]
+    pub fn copied_again(&self, n: usize) -> Option<&str> {
+        let v = self.vals.get(usize::from(self.shape.at[n]?))?;
+        Some(v.as_str())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.vals.is_empty()
     }
