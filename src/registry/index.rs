@@ -118,6 +118,16 @@ pub struct IndexKeys {
 }
 
 impl IndexKeys {
+    /// Whether `ch` is still indexed by these keys: most updates change none,
+    /// and comparing spares cloning them all a second time.
+    pub fn same_as(&self, ch: &Channel) -> bool {
+        self.account_id == ch.account_id
+            && self.owner_id == ch.owner_id
+            && self.authorizing_id == ch.authorizing_id
+            && self.realm == ch.realm
+            && self.username == ch.username
+    }
+
     pub fn of(ch: &Channel) -> Self {
         Self {
             account_id: ch.account_id.clone(),

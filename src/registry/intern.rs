@@ -127,9 +127,11 @@ impl Interner {
             .map(|o| (&o.shape.keys[..], &o.shape.raw[..], &o.vals[..]))
             .unwrap_or_default();
         let mut j = 0;
-        let mut keys = Vec::with_capacity(entries.len());
+        // A later event of a call mostly has the keys its last one had: then
+        // the old shape is the new one, found without hashing every key.
+        let mut same_shape = old.is_some() && okeys.len() == entries.len();
         let mut vals = Vec::with_capacity(entries.len());
-        for (k, v) in entries {
+        for (n, (k, v)) in entries.iter().enumerate() {
             let text = *v;
             // A string keeps its JSON body (escapes and all): written back
             // between quotes as is, with nothing to check.
@@ -157,11 +159,21 @@ impl Interner {
             } else {
                 self.intern(body)
             };
-            keys.push((k.clone(), raw));
+            same_shape = same_shape && *okeys[n] == **k && oraw[n] == raw;
             vals.push(val);
         }
+        let shape = match old {
+            Some(o) if same_shape => o.shape.clone(),
+            _ => {
+                let keys: Vec<(Cow<'_, str>, bool)> = entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), !v.starts_with('"')))
+                    .collect();
+                self.shape(&keys)
+            }
+        };
         Vars {
-            shape: self.shape(&keys),
+            shape,
             vals: vals.into_boxed_slice(),
         }
     }

@@ -266,9 +266,10 @@ impl Registry {
             }
             _ => {}
         }
-        let after = IndexKeys::of(ch);
+        let moved = !before.same_as(ch);
+        let after = moved.then(|| IndexKeys::of(ch));
         let id = ch.uuid.clone();
-        if before != after {
+        if let Some(after) = after {
             self.idx.remove(&before, at);
             self.idx.insert(&after, at);
         }
