@@ -5,6 +5,7 @@ pub mod envelope;
 pub mod escape;
 pub mod event;
 pub mod lenient;
+pub mod members;
 pub mod message;
 pub mod request;
 pub mod schema;

@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use super::index::Indexes;
 use super::intern::{Interner, Vars};
 use crate::kapi::event::{CallEvent, ccv_bool, ccv_i64, ccv_str};
+use crate::kapi::members::members;
 
 /// Shared immutable text, one word wide: call ids live in the map and in every
 /// index, and most values are shared between channels (see [`Interner`]).
@@ -365,7 +366,7 @@ impl Channel {
         }
         self.seq.vars = seq;
         let b = Build { strings };
-        let vars = ev.ccv_entries().map(|entries| {
+        let vars = ev.ccv.as_deref().and_then(members).map(|entries| {
             // Indexed values are the index's keys: found there in the lookup
             // the index needs anyway, and not in the interner at all.
             let mut realm = self.realm.clone();
@@ -539,9 +540,11 @@ impl Channel {
     #[inline]
     fn copy(&self, i: usize) -> Option<&str> {
         match COPIED.iter().position(|&c| c == i) {
-            Some(n) if self.in_ccv & (1 << n) != 0 => {
-                self.custom_channel_vars.as_ref().and_then(|v| v.copied(n))
-            }
+            // Set only where `copied(n)` gave the value, with these variables.
+            Some(n) if self.in_ccv & (1 << n) != 0 => self
+                .custom_channel_vars
+                .as_ref()
+                .and_then(|v| v.copied_again(n)),
             _ => self.own.get(i),
         }
     }

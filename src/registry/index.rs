@@ -2,95 +2,97 @@
 
 use super::channel::{Channel, Text};
 use super::intern::{FastMap, FastSet};
+use super::table::Id;
 
-/// The call ids under one index key. Most keys (a user, a device, an owner)
-/// hold a channel or two: a short list costs a fraction of a hash set (at a
-/// million channels, a few hundred bytes per channel over the three per-user
-/// indexes) and is as quick to search at that size.
+/// The channels under one index key. Most keys (a user, a device, an owner)
+/// hold a channel or two, kept in the set itself: an allocation apiece cost
+/// more than the ids (at a million channels, some fifty bytes per channel over
+/// the three per-user indexes), and a short list is as quick to search.
 #[derive(Debug)]
 pub enum Set {
-    Few(Vec<Text>),
-    Many(Box<FastSet<Text>>),
+    Few(u8, [Id; FEW]),
+    Many(Box<FastSet<Id>>),
 }
 
-/// Past this many ids a list's linear search costs more than hashing.
-const FEW: usize = 16;
+/// As many ids as fit beside the tag in the word a `Many` needs anyway.
+const FEW: usize = 4;
 
 impl Default for Set {
     fn default() -> Self {
-        Set::Few(Vec::new())
+        Set::Few(0, [0; FEW])
     }
 }
 
 impl Set {
-    fn insert(&mut self, id: &Text) {
+    fn insert(&mut self, id: Id) {
         match self {
-            Set::Few(v) if v.contains(id) => {}
-            Set::Few(v) if v.len() < FEW => {
-                v.reserve_exact(1);
-                v.push(id.clone());
+            Set::Few(n, ids) if ids[..usize::from(*n)].contains(&id) => {}
+            Set::Few(n, ids) if usize::from(*n) < FEW => {
+                ids[usize::from(*n)] = id;
+                *n += 1;
             }
-            Set::Few(v) => {
-                let mut set: FastSet<Text> = v.drain(..).collect();
-                set.insert(id.clone());
+            Set::Few(_, ids) => {
+                let mut set: FastSet<Id> = ids.iter().copied().collect();
+                set.insert(id);
                 *self = Set::Many(Box::new(set));
             }
             Set::Many(set) => {
-                set.insert(id.clone());
+                set.insert(id);
             }
         }
     }
 
-    fn remove(&mut self, id: &Text) {
+    /// The last id takes the removed one's place, as a list's `swap_remove`.
+    fn remove(&mut self, id: Id) {
         match self {
-            Set::Few(v) => {
-                if let Some(i) = v.iter().position(|x| x == id) {
-                    v.swap_remove(i);
+            Set::Few(n, ids) => {
+                let len = usize::from(*n);
+                if let Some(i) = ids[..len].iter().position(|&x| x == id) {
+                    ids[i] = ids[len - 1];
+                    *n -= 1;
                 }
             }
             Set::Many(set) => {
-                set.remove(id);
+                set.remove(&id);
             }
         }
     }
 
     fn is_empty(&self) -> bool {
         match self {
-            Set::Few(v) => v.is_empty(),
+            Set::Few(n, _) => *n == 0,
             Set::Many(set) => set.is_empty(),
         }
     }
 
-    pub fn iter(&self) -> SetIter<'_> {
+    /// The ids; a large set's in slab order, so its channels are read front
+    /// to back rather than in hash order across the whole slab.
+    pub fn ids(&self) -> IdIter<'_> {
         match self {
-            Set::Few(v) => SetIter::Few(v.iter()),
-            Set::Many(set) => SetIter::Many(set.iter()),
+            Set::Few(n, ids) => IdIter::Few(ids[..usize::from(*n)].iter()),
+            Set::Many(set) => {
+                let mut ids: Vec<Id> = set.iter().copied().collect();
+                ids.sort_unstable();
+                IdIter::Many(ids.into_iter())
+            }
         }
     }
 }
 
-pub enum SetIter<'a> {
-    Few(std::slice::Iter<'a, Text>),
-    Many(std::collections::hash_set::Iter<'a, Text>),
+pub enum IdIter<'a> {
+    Few(std::slice::Iter<'a, Id>),
+    Many(std::vec::IntoIter<Id>),
 }
 
-impl<'a> Iterator for SetIter<'a> {
-    type Item = &'a Text;
+impl Iterator for IdIter<'_> {
+    type Item = Id;
 
-    fn next(&mut self) -> Option<&'a Text> {
+    #[inline]
+    fn next(&mut self) -> Option<Id> {
         match self {
-            SetIter::Few(i) => i.next(),
-            SetIter::Many(i) => i.next(),
+            IdIter::Few(i) => i.next().copied(),
+            IdIter::Many(i) => i.next(),
         }
-    }
-}
-
-impl<'a> IntoIterator for &'a Set {
-    type Item = &'a Text;
-    type IntoIter = SetIter<'a>;
-
-    fn into_iter(self) -> SetIter<'a> {
-        self.iter()
     }
 }
 
@@ -116,6 +118,16 @@ pub struct IndexKeys {
 }
 
 impl IndexKeys {
+    /// Whether `ch` is still indexed by these keys: most updates change none,
+    /// and comparing spares cloning them all a second time.
+    pub fn same_as(&self, ch: &Channel) -> bool {
+        self.account_id == ch.account_id
+            && self.owner_id == ch.owner_id
+            && self.authorizing_id == ch.authorizing_id
+            && self.realm == ch.realm
+            && self.username == ch.username
+    }
+
     pub fn of(ch: &Channel) -> Self {
         Self {
             account_id: ch.account_id.clone(),
@@ -127,13 +139,13 @@ impl IndexKeys {
     }
 }
 
-fn add(map: &mut FastMap<Text, Set>, key: &Option<Text>, id: &Text) {
+fn add(map: &mut FastMap<Text, Set>, key: &Option<Text>, id: Id) {
     if let Some(k) = key {
         map.entry(k.clone()).or_default().insert(id);
     }
 }
 
-fn del(map: &mut FastMap<Text, Set>, key: &Option<Text>, id: &Text) {
+fn del(map: &mut FastMap<Text, Set>, key: &Option<Text>, id: Id) {
     if let Some(k) = key
         && let Some(set) = map.get_mut(k)
     {
@@ -167,7 +179,7 @@ impl Indexes {
         )
     }
 
-    pub fn insert(&mut self, keys: &IndexKeys, id: &Text) {
+    pub fn insert(&mut self, keys: &IndexKeys, id: Id) {
         add(&mut self.account, &keys.account_id, id);
         add(&mut self.owner, &keys.owner_id, id);
         add(&mut self.authorizing, &keys.authorizing_id, id);
@@ -181,7 +193,7 @@ impl Indexes {
         }
     }
 
-    pub fn remove(&mut self, keys: &IndexKeys, id: &Text) {
+    pub fn remove(&mut self, keys: &IndexKeys, id: Id) {
         del(&mut self.account, &keys.account_id, id);
         del(&mut self.owner, &keys.owner_id, id);
         del(&mut self.authorizing, &keys.authorizing_id, id);
@@ -194,5 +206,35 @@ impl Indexes {
                 self.user.remove(realm);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_keeps_a_few_ids_inline_then_hashes() {
+        assert_eq!(std::mem::size_of::<Set>(), 24);
+        let mut s = Set::default();
+        for id in [3, 1, 4, 1] {
+            s.insert(id);
+        }
+        assert_eq!(s.ids().collect::<Vec<_>>(), [3, 1, 4]);
+        s.remove(3);
+        assert_eq!(
+            s.ids().collect::<Vec<_>>(),
+            [4, 1],
+            "the last takes its place"
+        );
+        for id in [9, 7, 8, 2] {
+            s.insert(id);
+        }
+        assert!(matches!(s, Set::Many(_)));
+        assert_eq!(s.ids().collect::<Vec<_>>(), [1, 2, 4, 7, 8, 9]);
+        for id in [1, 2, 4, 7, 8, 9] {
+            s.remove(id);
+        }
+        assert!(s.is_empty());
     }
 }

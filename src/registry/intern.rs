@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::channel::Text;
-use crate::kapi::event::object_entries;
+use crate::kapi::members::members;
 
 /// Map and set hashers: the keys are our own (call ids, account ids), the
 /// lookups are on every event and query, and SipHash was a tenth of the time.
@@ -107,7 +107,7 @@ impl Interner {
     /// per-call variable equal to one of them points at it instead of a copy.
     /// `None` for anything but an object.
     pub fn vars(&mut self, raw: &RawValue, own: &[Option<&Text>]) -> Option<Vars> {
-        let entries = object_entries(raw)?;
+        let entries = members(raw)?;
         Some(self.vars_of(&entries, own, None, &mut |_, _| None))
     }
 
@@ -118,7 +118,7 @@ impl Interner {
     /// `None` for a variable it does not keep.
     pub fn vars_of(
         &mut self,
-        entries: &[(Cow<'_, str>, &RawValue)],
+        entries: &[(Cow<'_, str>, &str)],
         own: &[Option<&Text>],
         old: Option<&Vars>,
         keyed: &mut dyn FnMut(&str, &str) -> Option<Text>,
@@ -127,10 +127,12 @@ impl Interner {
             .map(|o| (&o.shape.keys[..], &o.shape.raw[..], &o.vals[..]))
             .unwrap_or_default();
         let mut j = 0;
-        let mut keys = Vec::with_capacity(entries.len());
+        // A later event of a call mostly has the keys its last one had: then
+        // the old shape is the new one, found without hashing every key.
+        let mut same_shape = old.is_some() && okeys.len() == entries.len();
         let mut vals = Vec::with_capacity(entries.len());
-        for (k, v) in entries {
-            let text = v.get();
+        for (n, (k, v)) in entries.iter().enumerate() {
+            let text = *v;
             // A string keeps its JSON body (escapes and all): written back
             // between quotes as is, with nothing to check.
             let (raw, body) = match text.strip_prefix('"') {
@@ -157,11 +159,21 @@ impl Interner {
             } else {
                 self.intern(body)
             };
-            keys.push((k.clone(), raw));
+            same_shape = same_shape && *okeys[n] == **k && oraw[n] == raw;
             vals.push(val);
         }
+        let shape = match old {
+            Some(o) if same_shape => o.shape.clone(),
+            _ => {
+                let keys: Vec<(Cow<'_, str>, bool)> = entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), !v.starts_with('"')))
+                    .collect();
+                self.shape(&keys)
+            }
+        };
         Vars {
-            shape: self.shape(&keys),
+            shape,
             vals: vals.into_boxed_slice(),
         }
     }
@@ -300,6 +312,15 @@ impl Vars {
     pub fn copied(&self, n: usize) -> Option<&str> {
         let v = self.vals.get(usize::from(self.shape.at[n]?))?;
         (!v.is_empty() && !v.contains('\\')).then_some(v.as_str())
+    }
+
+    /// [`Vars::copied`] once it gave a value: the variables do not change,
+    /// so a channel that kept its field as the variable's copy reads it back
+    /// without looking through the value for escapes at every query.
+    #[inline]
+    pub fn copied_again(&self, n: usize) -> Option<&str> {
+        let v = self.vals.get(usize::from(self.shape.at[n]?))?;
+        Some(v.as_str())
     }
 
     pub fn is_empty(&self) -> bool {

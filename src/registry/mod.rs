@@ -9,6 +9,7 @@
 pub mod channel;
 mod index;
 pub mod intern;
+mod table;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 pub use channel::{Channel, ChannelRecord, Text};
 use index::{IndexKeys, Indexes, Set};
 use intern::{FastMap, Interner};
+use table::{Channels, Id};
 
 use crate::kapi::event::{CallEvent, EventKind};
 use crate::kapi::time::gregorian_now_secs;
@@ -55,9 +57,7 @@ pub enum Applied {
 
 #[derive(Debug, Default)]
 pub struct Registry {
-    /// Boxed: the table keeps twice its length in slots, and a slot holding
-    /// the whole channel would cost as much as the channel again.
-    channels: FastMap<Text, Box<Channel>>,
+    channels: Channels,
     idx: Indexes,
     strings: Interner,
     tombstones: FastMap<Text, Instant>,
@@ -83,11 +83,11 @@ impl Registry {
     }
 
     pub fn get(&self, call_id: &str) -> Option<&Channel> {
-        self.channels.get(call_id).map(|c| &**c)
+        self.channels.find(call_id).map(|id| self.channels.get(id))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Channel> {
-        self.channels.values().map(|c| &**c)
+        self.channels.iter()
     }
 
     /// How many distinct values the channels share.
@@ -96,7 +96,9 @@ impl Registry {
     }
 
     fn lookup<'a>(&'a self, set: Option<&'a Set>) -> impl Iterator<Item = &'a Channel> {
-        set.into_iter().flatten().filter_map(|id| self.get(id))
+        set.into_iter()
+            .flat_map(Set::ids)
+            .map(|id| self.channels.get(id))
     }
 
     pub fn by_account(&self, account_id: &str) -> impl Iterator<Item = &Channel> {
@@ -131,30 +133,31 @@ impl Registry {
             };
         }
         match ev.kind {
-            EventKind::Create | EventKind::Connected => self.create(ev),
+            EventKind::Create | EventKind::Connected => match self.channels.find(id) {
+                // A second ecallmgr's copy; keep the first but take any newer values.
+                Some(at) => {
+                    self.update(at, &ev);
+                    Applied::Ignored("duplicate create")
+                }
+                None => self.create(ev),
+            },
             EventKind::Destroy | EventKind::Disconnected => self.destroy(&ev, now),
             EventKind::Answer
             | EventKind::Bridge
             | EventKind::Unbridge
             | EventKind::Hold
-            | EventKind::Unhold => {
-                if self.channels.contains_key(id) {
-                    self.update(&ev);
+            | EventKind::Unhold => match self.channels.find(id) {
+                Some(at) => {
+                    self.update(at, &ev);
                     Applied::Updated
-                } else {
-                    self.hold_back(ev, now)
                 }
-            }
+                None => self.hold_back(ev, now),
+            },
             EventKind::Other(_) => Applied::Ignored("not a lifecycle event"),
         }
     }
 
     fn create(&mut self, ev: CallEvent<'_>) -> Applied {
-        if self.channels.contains_key(ev.call_id()) {
-            // A second ecallmgr's copy; keep the first but take any newer values.
-            self.update(&ev);
-            return Applied::Ignored("duplicate create");
-        }
         let peer = ev.peer().and_then(|p| self.known_id(p));
         let ch = Channel::build(
             &ev,
@@ -163,15 +166,17 @@ impl Registry {
             &self.idx,
             peer,
         );
-        self.idx.insert(&IndexKeys::of(&ch), &ch.uuid);
-        let id = ch.uuid.clone();
+        let keys = IndexKeys::of(&ch);
         // An originated B-leg names its A-leg at CREATE; ecallmgr records that on
         // the B-leg only, and shows the A-leg bridged once BRIDGE says so.
-        self.channels.insert(id.clone(), Box::new(ch));
-        if let Some((_, mut held)) = self.pending.remove(&id) {
+        let at = self.channels.insert(ch);
+        self.idx.insert(&keys, at);
+        if !self.pending.is_empty()
+            && let Some((_, mut held)) = self.pending.remove(ev.call_id())
+        {
             held.sort_by_key(|e| e.event_micros().unwrap_or(0));
             for e in held {
-                self.update(&e);
+                self.update(at, &e);
             }
         }
         Applied::Inserted
@@ -179,21 +184,28 @@ impl Registry {
 
     /// The registry's copy of a known call id, to point at instead of a copy.
     fn known_id(&self, call_id: &str) -> Option<Text> {
-        self.channels.get_key_value(call_id).map(|(k, _)| k.clone())
+        self.channels
+            .find(call_id)
+            .map(|id| self.channels.get(id).uuid.clone())
     }
 
     fn destroy(&mut self, ev: &CallEvent<'_>, now: Instant) -> Applied {
-        let removed = self.channels.remove_entry(ev.call_id());
+        let removed = self
+            .channels
+            .find(ev.call_id())
+            .map(|at| (at, self.channels.remove(at)));
         let id = match &removed {
-            Some((id, _)) => id.clone(),
+            Some((_, ch)) => ch.uuid.clone(),
             None => Text::from(ev.call_id()),
         };
-        self.pending.remove(&id);
+        if !self.pending.is_empty() {
+            self.pending.remove(&id);
+        }
         self.tombstones.insert(id.clone(), now);
         self.tombstone_order.push_back((now, id.clone()));
         match removed {
-            Some((_, ch)) => {
-                self.idx.remove(&IndexKeys::of(&ch), &ch.uuid);
+            Some((at, ch)) => {
+                self.idx.remove(&IndexKeys::of(&ch), at);
                 if let Some(peer) = &ch.other_leg {
                     self.unlink_peer(peer, &id, ev.event_micros().unwrap_or(u64::MAX));
                 }
@@ -218,16 +230,14 @@ impl Registry {
         Applied::Held
     }
 
-    fn update(&mut self, ev: &CallEvent<'_>) {
+    fn update(&mut self, at: Id, ev: &CallEvent<'_>) {
         let peer_id = match ev.kind {
             EventKind::Bridge => ev
                 .peer()
                 .map(|p| self.known_id(p).unwrap_or_else(|| Text::from(p))),
             _ => None,
         };
-        let Some(ch) = self.channels.get_mut(ev.call_id()) else {
-            return;
-        };
+        let ch = self.channels.get_mut(at);
         let before = IndexKeys::of(ch);
         ch.refresh(ev, &mut self.strings, &self.idx);
         let seq = ev.event_micros();
@@ -256,11 +266,12 @@ impl Registry {
             }
             _ => {}
         }
-        let after = IndexKeys::of(ch);
+        let moved = !before.same_as(ch);
+        let after = moved.then(|| IndexKeys::of(ch));
         let id = ch.uuid.clone();
-        if before != after {
-            self.idx.remove(&before, &id);
-            self.idx.insert(&after, &id);
+        if let Some(after) = after {
+            self.idx.remove(&before, at);
+            self.idx.insert(&after, at);
         }
         if let Some(peer) = link {
             self.link_peer(&peer, &id, seq.unwrap_or(0));
@@ -272,7 +283,8 @@ impl Registry {
 
     /// A bridge is reported on one leg; ecallmgr shows it on both.
     fn link_peer(&mut self, peer: &str, id: &Text, seq: u64) {
-        if let Some(p) = self.channels.get_mut(peer)
+        if let Some(at) = self.channels.find(peer)
+            && let p = self.channels.get_mut(at)
             && seq >= p.seq.bridge
         {
             p.seq.bridge = seq;
@@ -281,7 +293,8 @@ impl Registry {
     }
 
     fn unlink_peer(&mut self, peer: &str, id: &Text, seq: u64) {
-        if let Some(p) = self.channels.get_mut(peer)
+        if let Some(at) = self.channels.find(peer)
+            && let p = self.channels.get_mut(at)
             && p.other_leg.as_deref() == Some(&**id)
             && seq >= p.seq.bridge
         {
@@ -293,19 +306,21 @@ impl Registry {
     /// Merges a channel learned from elsewhere (a peer's snapshot, ecallmgr):
     /// known channels and destroyed calls are left as they are.
     pub fn merge(&mut self, mut ch: Channel) -> bool {
-        if self.channels.contains_key(&ch.uuid) || self.tombstones.contains_key(&ch.uuid) {
+        if self.channels.find(&ch.uuid).is_some() || self.tombstones.contains_key(&ch.uuid) {
             return false;
         }
         ch.share(&mut self.strings, &self.idx);
-        self.idx.insert(&IndexKeys::of(&ch), &ch.uuid);
-        self.channels.insert(ch.uuid.clone(), Box::new(ch));
+        let keys = IndexKeys::of(&ch);
+        let at = self.channels.insert(ch);
+        self.idx.insert(&keys, at);
         true
     }
 
     /// Removes a channel found to be gone by other means (reaping, reconcile).
     pub fn remove(&mut self, call_id: &str, now: Instant) -> Option<Channel> {
-        let ch = *self.channels.remove(call_id)?;
-        self.idx.remove(&IndexKeys::of(&ch), &ch.uuid);
+        let at = self.channels.find(call_id)?;
+        let ch = self.channels.remove(at);
+        self.idx.remove(&IndexKeys::of(&ch), at);
         self.tombstones.insert(ch.uuid.clone(), now);
         self.tombstone_order.push_back((now, ch.uuid.clone()));
         self.strings.released();
