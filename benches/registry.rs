@@ -16,6 +16,9 @@
 //! `REGISTRY_PROFILE_QUERIES=N` repeats the account query N more times, for a
 //! profiler (`perf record`) to see mostly that.
 
+#[path = "support/allocator.rs"]
+mod allocator;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

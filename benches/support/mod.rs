@@ -2,6 +2,7 @@
 //! registry, the handlers' own cost, the machine's description and the table.
 //! The private vhost and the stand-in Konami are the integration tests' own.
 
+mod allocator;
 #[path = "../../tests/common/mod.rs"]
 pub mod common;
 pub mod echo;
