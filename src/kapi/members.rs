@@ -16,8 +16,13 @@ pub fn members(raw: &RawValue) -> Option<Vec<(Cow<'_, str>, &'_ str)>> {
     if b.first() != Some(&b'{') {
         return None;
     }
-    let mut out = Vec::with_capacity(16);
     let mut i = ws(b, 1);
+    // Most events' application variables are `{}`: no allocation for those.
+    let mut out = if b.get(i) == Some(&b'"') {
+        Vec::with_capacity(16)
+    } else {
+        Vec::new()
+    };
     while b.get(i) == Some(&b'"') {
         let end = string_end(b, i)?;
         let key = &text[i + 1..end - 1];

@@ -445,9 +445,14 @@ impl Channel {
                 own[PRESENCE_ID] = ccv_presence;
             }
         }
-        if let Some(raw) = &ev.cav
-            && let Some(vars) = b.strings.vars(raw, &[])
-        {
+        // Against the last event's, as the CCVs: mostly the same object.
+        if let Some(entries) = ev.cav.as_deref().and_then(members) {
+            let vars = b.strings.vars_of(
+                &entries,
+                &[],
+                self.custom_application_vars.as_ref(),
+                &mut |_, _| None,
+            );
             self.custom_application_vars = Some(vars);
         }
         set(&mut own[PRESENCE_ID], ev.presence_id.as_deref());

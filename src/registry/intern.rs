@@ -88,16 +88,35 @@ impl Interner {
 
     /// The shape of these keys with these kinds of value (`true`: raw JSON).
     fn shape(&mut self, keys: &[(Cow<'_, str>, bool)]) -> Arc<Shape> {
+        self.shape_of(keys.len(), |i| (&keys[i].0, keys[i].1), || keys.to_vec())
+    }
+
+    /// [`Interner::shape`] of the `n` keys `key` gives: a shape is found
+    /// without the keys gathered first, `all` is only called for a new one.
+    fn shape_of<'k>(
+        &mut self,
+        n: usize,
+        key: impl Fn(usize) -> (&'k str, bool),
+        all: impl FnOnce() -> Vec<(Cow<'k, str>, bool)>,
+    ) -> Arc<Shape> {
         let mut h = self.shapes.hasher().build_hasher();
-        for (k, raw) in keys {
+        for i in 0..n {
+            let (k, raw) = key(i);
             k.hash(&mut h);
             raw.hash(&mut h);
         }
         let bucket = self.shapes.entry(h.finish()).or_default();
-        if let Some(s) = bucket.iter().find(|s| s.is(keys)) {
+        let same = |s: &Shape| {
+            s.keys.len() == n
+                && (0..n).all(|i| {
+                    let (k, raw) = key(i);
+                    *s.keys[i] == *k && s.raw[i] == raw
+                })
+        };
+        if let Some(s) = bucket.iter().find(|s| same(s)) {
             return s.clone();
         }
-        let s = Arc::new(Shape::new(keys));
+        let s = Arc::new(Shape::new(&all()));
         bucket.push(s.clone());
         s
     }
@@ -164,13 +183,16 @@ impl Interner {
         }
         let shape = match old {
             Some(o) if same_shape => o.shape.clone(),
-            _ => {
-                let keys: Vec<(Cow<'_, str>, bool)> = entries
-                    .iter()
-                    .map(|(k, v)| (k.clone(), !v.starts_with('"')))
-                    .collect();
-                self.shape(&keys)
-            }
+            _ => self.shape_of(
+                entries.len(),
+                |i| (&*entries[i].0, !entries[i].1.starts_with('"')),
+                || {
+                    entries
+                        .iter()
+                        .map(|(k, v)| (k.clone(), !v.starts_with('"')))
+                        .collect()
+                },
+            ),
         };
         Vars {
             shape,
@@ -245,16 +267,6 @@ impl Shape {
         "Call-Interaction-ID",
         "Presence-ID",
     ];
-
-    fn is(&self, keys: &[(Cow<'_, str>, bool)]) -> bool {
-        self.keys.len() == keys.len()
-            && self
-                .keys
-                .iter()
-                .zip(&self.raw)
-                .zip(keys)
-                .all(|((k, r), (k2, r2))| **k == **k2 && r == r2)
-    }
 }
 
 /// A custom-variables object (CCVs or CAVs) as the channel holds it: values
