@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::channel::Text;
-use crate::kapi::members::members;
+use crate::kapi::members::{members, members_into};
 
 /// Map and set hashers: the keys are our own (call ids, account ids), the
 /// lookups are on every event and query, and SipHash was a tenth of the time.
@@ -40,6 +40,17 @@ pub struct Interner {
     shapes: FastMap<u64, Vec<Arc<Shape>>>,
     /// Channels dropped since the last sweep.
     released: usize,
+    /// Buffers an event's variables are gathered in, kept between events so
+    /// applying one allocates only what the channel keeps.
+    vals: Vec<Text>,
+    entries: Vec<(Cow<'static, str>, &'static str)>,
+}
+
+/// An empty buffer of `v`'s, for members of another lifetime: the allocation
+/// is kept (an empty vector's items are never made, and the layouts match).
+fn recycle<'a, 'b>(mut v: Vec<(Cow<'a, str>, &'a str)>) -> Vec<(Cow<'b, str>, &'b str)> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("cleared")).collect()
 }
 
 impl Interner {
@@ -142,6 +153,35 @@ impl Interner {
         old: Option<&Vars>,
         keyed: &mut dyn FnMut(&str, &str) -> Option<Text>,
     ) -> Vars {
+        match self.vars_update(entries, own, old, keyed) {
+            Some(v) => v,
+            None => old.expect("unchanged only against old variables").clone(),
+        }
+    }
+
+    /// The members of the JSON object `raw` into the buffer `f` is given
+    /// (empty for `{}`), or `None` for anything but an object.
+    pub fn with_members<'r, R>(
+        &mut self,
+        raw: &'r RawValue,
+        f: impl FnOnce(&mut Self, &[(Cow<'r, str>, &'r str)]) -> R,
+    ) -> Option<R> {
+        let mut entries = recycle(std::mem::take(&mut self.entries));
+        let out = members_into(raw, &mut entries).then(|| f(self, &entries));
+        self.entries = recycle(entries);
+        out
+    }
+
+    /// [`Interner::vars_of`], `None` when the variables are `old`'s as they
+    /// were: the channel keeps those, and an event repeating them costs no
+    /// allocation.
+    pub fn vars_update(
+        &mut self,
+        entries: &[(Cow<'_, str>, &str)],
+        own: &[Option<&Text>],
+        old: Option<&Vars>,
+        keyed: &mut dyn FnMut(&str, &str) -> Option<Text>,
+    ) -> Option<Vars> {
         let (okeys, oraw, ovals): (&[Box<str>], &[bool], &[Text]) = old
             .map(|o| (&o.shape.keys[..], &o.shape.raw[..], &o.vals[..]))
             .unwrap_or_default();
@@ -149,7 +189,9 @@ impl Interner {
         // A later event of a call mostly has the keys its last one had: then
         // the old shape is the new one, found without hashing every key.
         let mut same_shape = old.is_some() && okeys.len() == entries.len();
-        let mut vals = Vec::with_capacity(entries.len());
+        let mut same_vals = same_shape;
+        let mut vals = std::mem::take(&mut self.vals);
+        vals.clear();
         for (n, (k, v)) in entries.iter().enumerate() {
             let text = *v;
             // A string keeps its JSON body (escapes and all): written back
@@ -163,8 +205,13 @@ impl Interner {
             let kept = okeys[j..].iter().position(|ok| **ok == **k).and_then(|at| {
                 let i = j + at;
                 j = i + 1;
-                (oraw[i] == raw && ovals[i].as_str() == body).then(|| ovals[i].clone())
+                let same = oraw[i] == raw && ovals[i].as_str() == body;
+                same_vals = same_vals && same && i == n;
+                same.then(|| ovals[i].clone())
             });
+            if kept.is_none() {
+                same_vals = false;
+            }
             let val = if let Some(v) = kept {
                 v
             } else if !raw && PER_CALL_VARS.contains(&&**k) {
@@ -181,6 +228,13 @@ impl Interner {
             same_shape = same_shape && *okeys[n] == **k && oraw[n] == raw;
             vals.push(val);
         }
+        if same_vals {
+            vals.clear();
+            self.vals = vals;
+            return None;
+        }
+        let boxed: Box<[Text]> = vals.drain(..).collect();
+        self.vals = vals;
         let shape = match old {
             Some(o) if same_shape => o.shape.clone(),
             _ => self.shape_of(
@@ -194,10 +248,7 @@ impl Interner {
                 },
             ),
         };
-        Vars {
-            shape,
-            vals: vals.into_boxed_slice(),
-        }
+        Some(Vars { shape, vals: boxed })
     }
 
     /// Re-points custom variables built elsewhere (a snapshot) at shared values.
