@@ -11,34 +11,52 @@ use serde_json::value::RawValue;
 /// JSON text; `None` for anything but an object. Same members, in the same
 /// order, as [`super::event::object_entries`].
 pub fn members(raw: &RawValue) -> Option<Vec<(Cow<'_, str>, &'_ str)>> {
+    let mut out = Vec::new();
+    members_into(raw, &mut out).then_some(out)
+}
+
+/// [`members`] into `out` (cleared first), so a caller splitting an object
+/// per event reuses one buffer; `false` for anything but an object.
+pub fn members_into<'r>(raw: &'r RawValue, out: &mut Vec<(Cow<'r, str>, &'r str)>) -> bool {
+    out.clear();
     let text = raw.get();
     let b = text.as_bytes();
     if b.first() != Some(&b'{') {
-        return None;
+        return false;
     }
-    let mut out = Vec::with_capacity(16);
     let mut i = ws(b, 1);
+    // Most events' application variables are `{}`: no allocation for those.
+    if b.get(i) == Some(&b'"') {
+        out.reserve(16);
+    }
     while b.get(i) == Some(&b'"') {
-        let end = string_end(b, i)?;
+        let Some(end) = string_end(b, i) else {
+            return false;
+        };
         let key = &text[i + 1..end - 1];
         let key = if key.contains('\\') {
-            Cow::Owned(serde_json::from_str::<String>(&text[i..end]).ok()?)
+            match serde_json::from_str::<String>(&text[i..end]) {
+                Ok(k) => Cow::Owned(k),
+                Err(_) => return false,
+            }
         } else {
             Cow::Borrowed(key)
         };
         i = ws(b, end);
         if b.get(i) != Some(&b':') {
-            return None;
+            return false;
         }
         i = ws(b, i + 1);
-        let end = value_end(b, i)?;
+        let Some(end) = value_end(b, i) else {
+            return false;
+        };
         out.push((key, &text[i..end]));
         i = ws(b, end);
         if b.get(i) == Some(&b',') {
             i = ws(b, i + 1);
         }
     }
-    (b.get(i) == Some(&b'}')).then_some(out)
+    b.get(i) == Some(&b'}')
 }
 
 fn ws(b: &[u8], mut i: usize) -> usize {

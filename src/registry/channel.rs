@@ -8,7 +8,6 @@ use serde_json::value::RawValue;
 use super::index::Indexes;
 use super::intern::{Interner, Vars};
 use crate::kapi::event::{CallEvent, ccv_bool, ccv_i64, ccv_str};
-use crate::kapi::members::members;
 
 /// Shared immutable text, one word wide: call ids live in the map and in every
 /// index, and most values are shared between channels (see [`Interner`]).
@@ -366,24 +365,30 @@ impl Channel {
         }
         self.seq.vars = seq;
         let b = Build { strings };
-        let vars = ev.ccv.as_deref().and_then(members).map(|entries| {
-            // Indexed values are the index's keys: found there in the lookup
-            // the index needs anyway, and not in the interner at all.
-            let mut realm = self.realm.clone();
-            let mut keyed = |var: &str, value: &str| {
-                let t = keys.known(var, value, realm.as_deref());
-                if var == "Realm" {
-                    realm = t.clone();
-                }
-                t
-            };
-            b.strings.vars_of(
-                &entries,
-                &[Some(&self.uuid), self.other_leg.as_ref()],
-                self.custom_channel_vars.as_ref(),
-                &mut keyed,
-            )
+        let fresh = ev.ccv.as_deref().and_then(|raw| {
+            b.strings.with_members(raw, |strings, entries| {
+                // Indexed values are the index's keys: found there in the lookup
+                // the index needs anyway, and not in the interner at all.
+                let mut realm = self.realm.clone();
+                let mut keyed = |var: &str, value: &str| {
+                    let t = keys.known(var, value, realm.as_deref());
+                    if var == "Realm" {
+                        realm = t.clone();
+                    }
+                    t
+                };
+                strings.vars_update(
+                    entries,
+                    &[Some(&self.uuid), self.other_leg.as_ref()],
+                    self.custom_channel_vars.as_ref(),
+                    &mut keyed,
+                )
+            })
         });
+        // `Some(None)`: the event repeats the variables the channel holds,
+        // whose values are read again all the same.
+        let seen = fresh.is_some();
+        let vars = fresh.flatten();
         let old = std::mem::take(&mut self.own);
         let old_in_ccv = self.in_ccv;
         let mut own = old.values();
@@ -396,7 +401,12 @@ impl Channel {
                     .map(Cow::Borrowed);
             }
         }
-        if let Some(vars) = &vars {
+        let read = match &vars {
+            Some(v) => Some(v),
+            None if seen => self.custom_channel_vars.as_ref(),
+            None => None,
+        };
+        if let Some(vars) = read {
             let mut ccv_presence = None;
             for (key, val, raw) in vars.entries() {
                 let slot = match key {
@@ -445,8 +455,16 @@ impl Channel {
                 own[PRESENCE_ID] = ccv_presence;
             }
         }
-        if let Some(raw) = &ev.cav
-            && let Some(vars) = b.strings.vars(raw, &[])
+        // Against the last event's, as the CCVs: mostly the same object.
+        if let Some(raw) = ev.cav.as_deref()
+            && let Some(Some(vars)) = b.strings.with_members(raw, |strings, entries| {
+                strings.vars_update(
+                    entries,
+                    &[],
+                    self.custom_application_vars.as_ref(),
+                    &mut |_, _| None,
+                )
+            })
         {
             self.custom_application_vars = Some(vars);
         }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::channel::Text;
-use crate::kapi::members::members;
+use crate::kapi::members::{members, members_into};
 
 /// Map and set hashers: the keys are our own (call ids, account ids), the
 /// lookups are on every event and query, and SipHash was a tenth of the time.
@@ -40,6 +40,17 @@ pub struct Interner {
     shapes: FastMap<u64, Vec<Arc<Shape>>>,
     /// Channels dropped since the last sweep.
     released: usize,
+    /// Buffers an event's variables are gathered in, kept between events so
+    /// applying one allocates only what the channel keeps.
+    vals: Vec<Text>,
+    entries: Vec<(Cow<'static, str>, &'static str)>,
+}
+
+/// An empty buffer of `v`'s, for members of another lifetime: the allocation
+/// is kept (an empty vector's items are never made, and the layouts match).
+fn recycle<'a, 'b>(mut v: Vec<(Cow<'a, str>, &'a str)>) -> Vec<(Cow<'b, str>, &'b str)> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("cleared")).collect()
 }
 
 impl Interner {
@@ -88,16 +99,35 @@ impl Interner {
 
     /// The shape of these keys with these kinds of value (`true`: raw JSON).
     fn shape(&mut self, keys: &[(Cow<'_, str>, bool)]) -> Arc<Shape> {
+        self.shape_of(keys.len(), |i| (&keys[i].0, keys[i].1), || keys.to_vec())
+    }
+
+    /// [`Interner::shape`] of the `n` keys `key` gives: a shape is found
+    /// without the keys gathered first, `all` is only called for a new one.
+    fn shape_of<'k>(
+        &mut self,
+        n: usize,
+        key: impl Fn(usize) -> (&'k str, bool),
+        all: impl FnOnce() -> Vec<(Cow<'k, str>, bool)>,
+    ) -> Arc<Shape> {
         let mut h = self.shapes.hasher().build_hasher();
-        for (k, raw) in keys {
+        for i in 0..n {
+            let (k, raw) = key(i);
             k.hash(&mut h);
             raw.hash(&mut h);
         }
         let bucket = self.shapes.entry(h.finish()).or_default();
-        if let Some(s) = bucket.iter().find(|s| s.is(keys)) {
+        let same = |s: &Shape| {
+            s.keys.len() == n
+                && (0..n).all(|i| {
+                    let (k, raw) = key(i);
+                    *s.keys[i] == *k && s.raw[i] == raw
+                })
+        };
+        if let Some(s) = bucket.iter().find(|s| same(s)) {
             return s.clone();
         }
-        let s = Arc::new(Shape::new(keys));
+        let s = Arc::new(Shape::new(&all()));
         bucket.push(s.clone());
         s
     }
@@ -123,6 +153,35 @@ impl Interner {
         old: Option<&Vars>,
         keyed: &mut dyn FnMut(&str, &str) -> Option<Text>,
     ) -> Vars {
+        match self.vars_update(entries, own, old, keyed) {
+            Some(v) => v,
+            None => old.expect("unchanged only against old variables").clone(),
+        }
+    }
+
+    /// The members of the JSON object `raw` into the buffer `f` is given
+    /// (empty for `{}`), or `None` for anything but an object.
+    pub fn with_members<'r, R>(
+        &mut self,
+        raw: &'r RawValue,
+        f: impl FnOnce(&mut Self, &[(Cow<'r, str>, &'r str)]) -> R,
+    ) -> Option<R> {
+        let mut entries = recycle(std::mem::take(&mut self.entries));
+        let out = members_into(raw, &mut entries).then(|| f(self, &entries));
+        self.entries = recycle(entries);
+        out
+    }
+
+    /// [`Interner::vars_of`], `None` when the variables are `old`'s as they
+    /// were: the channel keeps those, and an event repeating them costs no
+    /// allocation.
+    pub fn vars_update(
+        &mut self,
+        entries: &[(Cow<'_, str>, &str)],
+        own: &[Option<&Text>],
+        old: Option<&Vars>,
+        keyed: &mut dyn FnMut(&str, &str) -> Option<Text>,
+    ) -> Option<Vars> {
         let (okeys, oraw, ovals): (&[Box<str>], &[bool], &[Text]) = old
             .map(|o| (&o.shape.keys[..], &o.shape.raw[..], &o.vals[..]))
             .unwrap_or_default();
@@ -130,7 +189,9 @@ impl Interner {
         // A later event of a call mostly has the keys its last one had: then
         // the old shape is the new one, found without hashing every key.
         let mut same_shape = old.is_some() && okeys.len() == entries.len();
-        let mut vals = Vec::with_capacity(entries.len());
+        let mut same_vals = same_shape;
+        let mut vals = std::mem::take(&mut self.vals);
+        vals.clear();
         for (n, (k, v)) in entries.iter().enumerate() {
             let text = *v;
             // A string keeps its JSON body (escapes and all): written back
@@ -144,8 +205,13 @@ impl Interner {
             let kept = okeys[j..].iter().position(|ok| **ok == **k).and_then(|at| {
                 let i = j + at;
                 j = i + 1;
-                (oraw[i] == raw && ovals[i].as_str() == body).then(|| ovals[i].clone())
+                let same = oraw[i] == raw && ovals[i].as_str() == body;
+                same_vals = same_vals && same && i == n;
+                same.then(|| ovals[i].clone())
             });
+            if kept.is_none() {
+                same_vals = false;
+            }
             let val = if let Some(v) = kept {
                 v
             } else if !raw && PER_CALL_VARS.contains(&&**k) {
@@ -162,20 +228,27 @@ impl Interner {
             same_shape = same_shape && *okeys[n] == **k && oraw[n] == raw;
             vals.push(val);
         }
+        if same_vals {
+            vals.clear();
+            self.vals = vals;
+            return None;
+        }
+        let boxed: Box<[Text]> = vals.drain(..).collect();
+        self.vals = vals;
         let shape = match old {
             Some(o) if same_shape => o.shape.clone(),
-            _ => {
-                let keys: Vec<(Cow<'_, str>, bool)> = entries
-                    .iter()
-                    .map(|(k, v)| (k.clone(), !v.starts_with('"')))
-                    .collect();
-                self.shape(&keys)
-            }
+            _ => self.shape_of(
+                entries.len(),
+                |i| (&*entries[i].0, !entries[i].1.starts_with('"')),
+                || {
+                    entries
+                        .iter()
+                        .map(|(k, v)| (k.clone(), !v.starts_with('"')))
+                        .collect()
+                },
+            ),
         };
-        Vars {
-            shape,
-            vals: vals.into_boxed_slice(),
-        }
+        Some(Vars { shape, vals: boxed })
     }
 
     /// Re-points custom variables built elsewhere (a snapshot) at shared values.
@@ -245,16 +318,6 @@ impl Shape {
         "Call-Interaction-ID",
         "Presence-ID",
     ];
-
-    fn is(&self, keys: &[(Cow<'_, str>, bool)]) -> bool {
-        self.keys.len() == keys.len()
-            && self
-                .keys
-                .iter()
-                .zip(&self.raw)
-                .zip(keys)
-                .all(|((k, r), (k2, r2))| **k == **k2 && r == r2)
-    }
 }
 
 /// A custom-variables object (CCVs or CAVs) as the channel holds it: values

@@ -124,7 +124,11 @@ impl Registry {
     /// Applies one decoded call event. `now` is the monotonic time of receipt.
     pub fn apply(&mut self, ev: CallEvent<'_>, now: Instant) -> Applied {
         let id = ev.call_id();
-        if self.tombstones.contains_key(id) {
+        // A held call is never tombstoned (a call is buried only once it is
+        // gone), so the tombstones, a cache miss apiece, are only looked
+        // through for a call the table lacks.
+        let found = self.channels.find(id);
+        if found.is_none() && self.tombstones.contains_key(id) {
             return match ev.kind {
                 EventKind::Destroy | EventKind::Disconnected => {
                     Applied::Ignored("duplicate destroy")
@@ -133,7 +137,7 @@ impl Registry {
             };
         }
         match ev.kind {
-            EventKind::Create | EventKind::Connected => match self.channels.find(id) {
+            EventKind::Create | EventKind::Connected => match found {
                 // A second ecallmgr's copy; keep the first but take any newer values.
                 Some(at) => {
                     self.update(at, &ev);
@@ -141,12 +145,12 @@ impl Registry {
                 }
                 None => self.create(ev),
             },
-            EventKind::Destroy | EventKind::Disconnected => self.destroy(&ev, now),
+            EventKind::Destroy | EventKind::Disconnected => self.destroy(&ev, found, now),
             EventKind::Answer
             | EventKind::Bridge
             | EventKind::Unbridge
             | EventKind::Hold
-            | EventKind::Unhold => match self.channels.find(id) {
+            | EventKind::Unhold => match found {
                 Some(at) => {
                     self.update(at, &ev);
                     Applied::Updated
@@ -189,11 +193,9 @@ impl Registry {
             .map(|id| self.channels.get(id).uuid.clone())
     }
 
-    fn destroy(&mut self, ev: &CallEvent<'_>, now: Instant) -> Applied {
-        let removed = self
-            .channels
-            .find(ev.call_id())
-            .map(|at| (at, self.channels.remove(at)));
+    /// `found`: where the table holds the call, as [`Registry::apply`] found it.
+    fn destroy(&mut self, ev: &CallEvent<'_>, found: Option<Id>, now: Instant) -> Applied {
+        let removed = found.map(|at| (at, self.channels.remove(at)));
         let id = match &removed {
             Some((_, ch)) => ch.uuid.clone(),
             None => Text::from(ev.call_id()),
