@@ -411,41 +411,47 @@ async fn session(
             .await
         }
     };
-    for svc in now {
-        consumers.spawn(start(svc).await?);
-    }
-    *connected = true;
-    let _ = status.send(BusStatus::Connected);
-    info!(node = %shared.identity.node, channels = shared.registry().len(), warming = need_warmup, "connected; topology declared, consuming events");
-
-    if need_warmup {
-        let began = Instant::now();
-        // Events keep flowing into the buffer while we wait for the snapshot; a
-        // consumer that ends meanwhile ends the session.
-        let (source, added) = tokio::select! {
-            r = warmup::run(shared) => r?,
-            end = consumers.join_next() => {
-                stop.cancel();
-                consumers.join_all().await;
-                bus::close_session(&conn, &publisher).await;
-                return joined(end);
-            }
-        };
-        Stats::inc(&shared.stats.warmups);
-        let applied = shared.finish_warmup(&source);
+    // Every way out of the session (a consumer ending, a fault, shutdown)
+    // passes below: the consumers are stopped and the channels closed before
+    // the connection.
+    let first: Result<ServeEnd, BusError> = async {
+        for svc in now {
+            consumers.spawn(start(svc).await?);
+        }
+        *connected = true;
+        let _ = status.send(BusStatus::Connected);
         info!(
-            from = %source,
-            added,
-            buffered_events = applied,
+            node = %shared.identity.node,
             channels = shared.registry().len(),
-            took_ms = began.elapsed().as_millis() as u64,
-            "registry warm; serving requests"
+            warming = need_warmup,
+            "connected; topology declared, consuming events"
         );
+
+        if need_warmup {
+            let began = Instant::now();
+            // Events keep flowing into the buffer while we wait for the snapshot; a
+            // consumer that ends meanwhile ends the session.
+            let (source, added) = tokio::select! {
+                r = warmup::run(shared) => r?,
+                end = consumers.join_next() => return joined(end),
+            };
+            Stats::inc(&shared.stats.warmups);
+            let applied = shared.finish_warmup(&source);
+            info!(
+                from = %source,
+                added,
+                buffered_events = applied,
+                channels = shared.registry().len(),
+                took_ms = began.elapsed().as_millis() as u64,
+                "registry warm; serving requests"
+            );
+        }
+        for svc in later {
+            consumers.spawn(start(svc).await?);
+        }
+        joined(consumers.join_next().await)
     }
-    for svc in later {
-        consumers.spawn(start(svc).await?);
-    }
-    let first = joined(consumers.join_next().await);
+    .await;
     // Whatever ended first, stop the others; in-flight requests finish.
     stop.cancel();
     while let Some(r) = consumers.join_next().await {
