@@ -346,53 +346,14 @@ impl<'a> CallEvent<'a> {
 
     /// The members of `Custom-Channel-Vars` in their order, values as their
     /// JSON text; `None` when the key is absent or not an object.
-    pub fn ccv_entries(&self) -> Option<Vec<(Cow<'_, str>, &'_ RawValue)>> {
-        object_entries(self.ccv.as_deref()?)
+    pub fn ccv_entries(&self) -> Option<Vec<(Cow<'_, str>, &'_ str)>> {
+        super::members::members(self.ccv.as_deref()?)
     }
 }
 
-/// The members of a JSON object, keys unescaped (borrowed where they need no
-/// unescaping), values as their text; `None` for anything but an object.
-pub fn object_entries(raw: &RawValue) -> Option<Vec<(Cow<'_, str>, &'_ RawValue)>> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = Option<Vec<(Cow<'de, str>, &'de RawValue)>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut m: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
-            while let Some(Key(k)) = m.next_key::<Key<'de>>()? {
-                out.push((k, m.next_value::<&'de RawValue>()?));
-            }
-            Ok(Some(out))
-        }
-    }
-    if !raw.get().starts_with('{') {
-        return None;
-    }
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    serde::Deserializer::deserialize_map(&mut de, V)
-        .ok()
-        .flatten()
-}
-
-/// An object key, borrowed unless it had escapes (serde's own `Cow` always copies).
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Key(lenient::cow(d)?.unwrap_or_default()))
-    }
-}
-
-/// A CCV value as text, as `lenient::string` reads it: a string as is, a
-/// number or boolean as its text, anything else (or `""`) absent.
-pub fn ccv_str(v: &RawValue) -> Option<Cow<'_, str>> {
-    let t = v.get();
+/// A CCV value (its JSON text) as text, as `lenient::string` reads it: a
+/// string as is, a number or boolean as its text, anything else (or `""`) absent.
+pub fn ccv_str(t: &str) -> Option<Cow<'_, str>> {
     match t.as_bytes().first()? {
         b'"' if !t.contains('\\') => Some(Cow::Borrowed(&t[1..t.len() - 1])),
         b'"' => serde_json::from_str::<String>(t).ok().map(Cow::Owned),
@@ -406,21 +367,20 @@ pub fn ccv_str(v: &RawValue) -> Option<Cow<'_, str>> {
 }
 
 /// A CCV value as an integer (`"5"` or `5`), as `lenient::i64` reads it.
-pub fn ccv_i64(v: &RawValue) -> Option<i64> {
-    let t = v.get();
+pub fn ccv_i64(t: &str) -> Option<i64> {
     match t.as_bytes().first()? {
-        b'"' => ccv_str(v)?.trim().parse().ok(),
+        b'"' => ccv_str(t)?.trim().parse().ok(),
         _ => serde_json::from_str::<serde_json::Number>(t).ok()?.as_i64(),
     }
 }
 
 /// A CCV value as a Kazoo boolean (`"true"` or `true`).
-pub fn ccv_bool(v: &RawValue) -> Option<bool> {
-    match v.get() {
+pub fn ccv_bool(t: &str) -> Option<bool> {
+    match t {
         "true" => Some(true),
         "false" => Some(false),
         t if t.starts_with('"') => {
-            let s = ccv_str(v)?;
+            let s = ccv_str(t)?;
             if s.eq_ignore_ascii_case("true") {
                 Some(true)
             } else if s.eq_ignore_ascii_case("false") {

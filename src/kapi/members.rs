@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 /// Keys unescaped (borrowed where they need no unescaping), values as their
 /// JSON text; `None` for anything but an object. Same members, in the same
-/// order, as [`super::event::object_entries`].
+/// order, as serde_json's parser finds them (the tests compare the two).
 pub fn members(raw: &RawValue) -> Option<Vec<(Cow<'_, str>, &'_ str)>> {
     let mut out = Vec::new();
     members_into(raw, &mut out).then_some(out)
@@ -117,7 +117,45 @@ fn value_end(b: &[u8], mut i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kapi::event::object_entries;
+    use crate::kapi::lenient;
+    use serde::Deserialize;
+
+    /// The reference: the same split through serde_json's own parser.
+    fn object_entries(raw: &RawValue) -> Option<Vec<(Cow<'_, str>, &'_ RawValue)>> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Option<Vec<(Cow<'de, str>, &'de RawValue)>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
+                while let Some(Key(k)) = m.next_key::<Key<'de>>()? {
+                    out.push((k, m.next_value::<&'de RawValue>()?));
+                }
+                Ok(Some(out))
+            }
+        }
+        if !raw.get().starts_with('{') {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        serde::Deserializer::deserialize_map(&mut de, V)
+            .ok()
+            .flatten()
+    }
+
+    /// An object key, borrowed unless it had escapes (serde's own `Cow` always copies).
+    struct Key<'a>(Cow<'a, str>);
+
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Ok(Key(lenient::cow(d)?.unwrap_or_default()))
+        }
+    }
 
     #[test]
     fn members_are_serde_json_s() {

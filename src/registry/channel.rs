@@ -3,7 +3,6 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::index::Indexes;
 use super::intern::{Interner, Vars};
@@ -232,7 +231,7 @@ fn var_text(strings: &mut Interner, val: &Text, raw: bool) -> Option<Text> {
     if !raw && !val.contains('\\') {
         return (!val.is_empty()).then(|| val.clone());
     }
-    let v = var_raw(val, raw)?;
+    let v = var_raw(val, raw);
     ccv_str(&v).map(|s| strings.intern(&s))
 }
 
@@ -241,18 +240,18 @@ fn var_str(val: &Text, raw: bool) -> Option<Cow<'_, str>> {
     if !raw && !val.contains('\\') {
         return (!val.is_empty()).then_some(Cow::Borrowed(val.as_str()));
     }
-    let v = var_raw(val, raw)?;
+    let v = var_raw(val, raw);
     ccv_str(&v).map(|s| Cow::Owned(s.into_owned()))
 }
 
-/// The variable as its JSON text, for the lenient readers.
-fn var_raw(val: &Text, raw: bool) -> Option<Box<RawValue>> {
-    RawValue::from_string(if raw {
-        val.to_string()
+/// The variable as its JSON text, for the lenient readers (a string's value
+/// is kept with its escapes, so quoting it gives back its JSON).
+fn var_raw(val: &Text, raw: bool) -> Cow<'_, str> {
+    if raw {
+        Cow::Borrowed(val.as_str())
     } else {
-        format!("\"{val}\"")
-    })
-    .ok()
+        Cow::Owned(format!("\"{val}\""))
+    }
 }
 
 /// `Precedence` as `lenient::i64` reads it, without a detour for a plain string.
@@ -260,7 +259,7 @@ fn var_i64(val: &Text, raw: bool) -> Option<i64> {
     if !raw && !val.contains('\\') {
         return val.trim().parse().ok();
     }
-    ccv_i64(&var_raw(val, raw)?)
+    ccv_i64(&var_raw(val, raw))
 }
 
 /// `Channel-Authorized` as a Kazoo boolean, without a detour for the usual forms.
@@ -276,7 +275,7 @@ fn var_bool(val: &Text, raw: bool) -> Option<bool> {
             return None;
         }
     }
-    ccv_bool(&var_raw(val, raw)?)
+    ccv_bool(&var_raw(val, raw))
 }
 
 impl Channel {

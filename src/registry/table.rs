@@ -25,10 +25,10 @@ pub struct Channels {
     hasher: Hashing,
 }
 
+const HELD: &str = "the call-id table and the indexes name held channels only";
+
 fn at(slots: &[Option<Channel>], id: Id) -> &Channel {
-    slots[id as usize]
-        .as_ref()
-        .expect("the call-id table and the indexes name held channels only")
+    slots[id as usize].as_ref().expect(HELD)
 }
 
 impl Channels {
@@ -56,9 +56,7 @@ impl Channels {
 
     #[inline]
     pub fn get_mut(&mut self, id: Id) -> &mut Channel {
-        self.slots[id as usize]
-            .as_mut()
-            .expect("the call-id table and the indexes name held channels only")
+        self.slots[id as usize].as_mut().expect(HELD)
     }
 
     /// Adds a channel whose call id is not held yet.
