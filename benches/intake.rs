@@ -31,12 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kazoo_channels::app::{COMMANDS_AT_ONCE, State};
 use kazoo_channels::bus::topology::{QueueDef, Topology};
 use kazoo_channels::bus::{self, BusPublisher, ServeEnd};
+use kazoo_channels::cli::simulate::{SimAccount, SimCall};
 use kazoo_channels::kapi::{Incoming, Outgoing, PublishOutcome};
-use kazoo_channels::simulate::{SimAccount, SimCall};
 use kazoo_channels::stats::Stats;
-use kazoo_channels::worker::{COMMANDS_AT_ONCE, Shared};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -70,7 +70,7 @@ fn main() {
     let (worker_rt, base_rt, client_rt) = (runtime("worker"), runtime("base"), runtime("client"));
 
     let worker = worker_rt.block_on(support::start_worker(&vhost));
-    let shared = worker.shared.clone();
+    let shared = worker.state.clone();
     let prefetch = shared.settings.amqp.prefetch;
     let base_queue = baseline_queue(&shared.topology);
     let filler = client_rt.block_on(Filler::connect(&vhost, &base_queue));
@@ -255,7 +255,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn of(shared: &Shared) -> Self {
+    fn of(shared: &State) -> Self {
         Self {
             applied: Stats::get(&shared.stats.events_applied),
             ignored: Stats::get(&shared.stats.events_ignored),
@@ -434,17 +434,14 @@ impl Baseline {
                 Box::pin(std::future::ready(Vec::new())) as bus::HandlerFuture
             })
         };
-        let serve = bus::consumer(
-            &conn,
-            queue.name.clone(),
+        let consume = bus::Consume {
+            queue: queue.name.clone(),
             prefetch,
-            1,
-            publisher,
-            handler,
-            stop.clone(),
-        )
-        .await
-        .expect("consuming");
+            concurrency: 1,
+        };
+        let serve = bus::consumer(&conn, consume, publisher, handler, stop.clone())
+            .await
+            .expect("consuming");
         Self {
             task: tokio::spawn(serve),
             conn,

@@ -146,7 +146,7 @@ fn main() {
         ),
     );
     let reply_len = |body: &[u8]| {
-        let a = queries::handle(&reg, &identity, &settings, body, gregorian_now_secs())
+        let a = queries::answer_body(&reg, &identity, &settings, body, gregorian_now_secs())
             .expect("the request decodes");
         (a.matched, a.reply.expect("a reply").body)
     };

@@ -56,8 +56,8 @@ fn main() {
     let (worker_rt, echo_rt, client_rt) = (runtime("worker"), runtime("echo"), runtime("client"));
 
     let worker = worker_rt.block_on(support::start_worker(&vhost));
-    let scene = support::fill(&worker.shared.registry, ACCOUNTS, CALLS);
-    let shared = &worker.shared;
+    let scene = support::fill(&worker.state.registry, ACCOUNTS, CALLS);
+    let shared = &worker.state;
     let account = scene.account.id.clone();
 
     // What Crossbar sends (its Msg-ID and Server-ID come from the client).
@@ -97,7 +97,7 @@ fn main() {
         ),
         addressed(command(&scene.calls[0]), "channels", "command_req", &msg_id),
     );
-    let answer = queries::handle(
+    let answer = queries::answer_body(
         &shared.registry(),
         &shared.identity,
         &shared.settings.queries,

@@ -20,6 +20,21 @@ pub struct Stats {
     pub warmups: AtomicU64,
 }
 
+/// What one handled delivery counts as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Tally {
+    /// Not counted (a status or snapshot reply, an event held for later, a
+    /// query answered with ecallmgr's silence).
+    #[default]
+    Nothing,
+    EventApplied,
+    EventIgnored,
+    EventRejected,
+    QueryAnswered,
+    CommandAnswered,
+    RequestRejected,
+}
+
 impl Stats {
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
@@ -27,5 +42,18 @@ impl Stats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    pub fn record(&self, tally: Tally) {
+        let counter = match tally {
+            Tally::Nothing => return,
+            Tally::EventApplied => &self.events_applied,
+            Tally::EventIgnored => &self.events_ignored,
+            Tally::EventRejected => &self.events_rejected,
+            Tally::QueryAnswered => &self.requests_answered,
+            Tally::CommandAnswered => &self.commands_answered,
+            Tally::RequestRejected => &self.requests_rejected,
+        };
+        Self::inc(counter);
     }
 }

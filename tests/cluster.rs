@@ -7,12 +7,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
+use kazoo_channels::app::WorkerHandle;
 use kazoo_channels::bus::Collect;
+use kazoo_channels::cli::simulate::{self, SimulateArgs};
 use kazoo_channels::cluster;
 use kazoo_channels::kapi::schema::schemas;
-use kazoo_channels::simulate::{self, SimulateArgs};
 use kazoo_channels::stats::Stats;
-use kazoo_channels::worker::WorkerHandle;
 use serde_json::{Value, json};
 
 fn ids(w: &WorkerHandle) -> BTreeSet<String> {
@@ -46,9 +46,9 @@ async fn a_new_instance_warms_from_its_peer_under_load() {
     settings.cluster.snapshot_timeout_ms = 3000;
     let second = vh.worker_with(settings).await;
     assert!(
-        second.shared.warmed_from().starts_with("peer "),
+        second.state.warmed_from().starts_with("peer "),
         "{}",
-        second.shared.warmed_from()
+        second.state.warmed_from()
     );
     assert!(
         second.registry().len() >= 2000,
@@ -94,9 +94,9 @@ async fn with_no_peer_it_seeds_from_ecallmgr() {
     .await;
     let w = vh.worker().await;
     assert!(
-        w.shared.warmed_from().starts_with("ecallmgr"),
+        w.state.warmed_from().starts_with("ecallmgr"),
         "{}",
-        w.shared.warmed_from()
+        w.state.warmed_from()
     );
     {
         let reg = w.registry();
@@ -124,7 +124,7 @@ async fn every_instance_answers_status() {
     let nodes: BTreeSet<&str> = replies.iter().filter_map(|r| r["Node"].as_str()).collect();
     let expected: BTreeSet<&str> = workers
         .iter()
-        .map(|w| w.shared.identity.node.as_str())
+        .map(|w| w.state.identity.node.as_str())
         .collect();
     assert_eq!(
         nodes, expected,
@@ -143,7 +143,7 @@ async fn every_instance_answers_status() {
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
     for w in &workers {
-        assert!(table.contains(&w.shared.identity.node), "{table}");
+        assert!(table.contains(&w.state.identity.node), "{table}");
     }
     client.close().await;
     for w in workers {
@@ -159,12 +159,12 @@ async fn a_lost_event_queue_is_redeclared_and_the_registry_kept() {
         .await
         .unwrap();
     assert!(eventually(Duration::from_secs(20), || w.registry().len() == 200).await);
-    let queue = w.shared.topology.queue("events").unwrap().name.clone();
+    let queue = w.state.topology.queue("events").unwrap().name.clone();
     vh.delete_queue(&queue);
     // The consumer is cancelled; the worker reconnects, redeclares and re-warms.
     assert!(
         eventually(Duration::from_secs(20), || Stats::get(
-            &w.shared.stats.warmups
+            &w.state.stats.warmups
         ) == 2)
         .await
     );
@@ -214,11 +214,11 @@ async fn reconcile_drops_what_ecallmgr_reports_terminated() {
             "Status": "terminated", "Error-Msg": "no node found with channel"}))
     })
     .await;
-    let dropped = cluster::reaper::reconcile(&w.shared, 0, 100).await;
+    let dropped = cluster::reaper::reconcile(&w.state, 0, 100).await;
     assert_eq!(dropped, 1);
     assert!(w.registry().get(&gone).is_none());
     assert!(w.registry().get(&alive).is_some());
-    assert_eq!(Stats::get(&w.shared.stats.channels_reconciled), 1);
+    assert_eq!(Stats::get(&w.state.stats.channels_reconciled), 1);
     // A late event for the dropped call raises no ghost.
     client
         .publish(&event_msg(&a_leg_event("CHANNEL_ANSWER", &gone, &account)))
@@ -318,10 +318,10 @@ async fn three_instances_answer_each_query_exactly_once() {
     for w in &workers {
         eprintln!(
             "{} answered {} rejected {} warm {}",
-            w.shared.identity.node,
-            Stats::get(&w.shared.stats.requests_answered),
-            Stats::get(&w.shared.stats.requests_rejected),
-            w.shared.is_warm()
+            w.state.identity.node,
+            Stats::get(&w.state.stats.requests_answered),
+            Stats::get(&w.state.stats.requests_rejected),
+            w.state.is_warm()
         );
     }
     let mut by_node: std::collections::BTreeMap<String, usize> = Default::default();
@@ -398,7 +398,7 @@ async fn a_new_instance_answers_its_first_query_with_everything() {
         .await
         .unwrap();
     assert_eq!(replies.len(), 1);
-    assert_eq!(replies[0]["Node"], newcomer.shared.identity.node.as_str());
+    assert_eq!(replies[0]["Node"], newcomer.state.identity.node.as_str());
     assert_eq!(
         uuids(&replies[0]).len(),
         2000,

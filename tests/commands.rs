@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::StreamExt;
+use kazoo_channels::app::WorkerHandle;
 use kazoo_channels::bus::{BusClient, BusPublisher, Collect, Topology};
 use kazoo_channels::kapi::schema::schemas;
 use kazoo_channels::kapi::{Identity, Outgoing, PublishOutcome, encode, new_msg_id};
-use kazoo_channels::worker::WorkerHandle;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -213,7 +213,7 @@ async fn accepted_commands_reach_konami_as_wire_md_shows_them() {
     want["Call-ID"] = json!(call);
     assert_eq!(shape(&a.body), shape(&want));
     assert_eq!(a.body["App-Name"], "kazoo-channels");
-    assert_eq!(a.body["Node"], w.shared.identity.node.as_str());
+    assert_eq!(a.body["Node"], w.state.identity.node.as_str());
     assert_eq!(a.body["Msg-ID"].as_str().unwrap().len(), 32);
     assert_ne!(
         a.body["Msg-ID"], reply["Msg-ID"],
@@ -453,7 +453,7 @@ async fn refusals_publish_nothing_and_the_worker_keeps_going() {
         0,
         "nothing answered that was not asked"
     );
-    let q = &w.shared.topology.queue("commands").unwrap().name;
+    let q = &w.state.topology.queue("commands").unwrap().name;
     assert_eq!(vh.queue_depth(q), Some((0, 0)), "messages left on {q}");
     konami.leave().await;
     client.close().await;

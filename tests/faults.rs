@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use kazoo_channels::simulate::{self, SimulateArgs};
+use kazoo_channels::cli::simulate::{self, SimulateArgs};
 use kazoo_channels::stats::Stats;
 
 fn calls(n: u64) -> SimulateArgs {
@@ -41,7 +41,7 @@ async fn survives_a_closed_connection() {
     rabbitmqctl(&["close_all_connections", "--vhost", &vh.name, "fault test"]);
     assert!(
         eventually(Duration::from_secs(15), || Stats::get(
-            &w.shared.stats.reconnects
+            &w.state.stats.reconnects
         ) >= 1)
         .await
     );
@@ -49,14 +49,14 @@ async fn survives_a_closed_connection() {
         w.wait_connected(Duration::from_secs(15)).await,
         "reconnected"
     );
-    assert!(eventually(Duration::from_secs(15), || w.shared.is_warm()).await);
+    assert!(eventually(Duration::from_secs(15), || w.state.is_warm()).await);
     assert_eq!(w.registry().len(), 100, "the registry was kept");
     simulate::run(&vh.url(), &calls(5)).await.unwrap();
     assert!(
         eventually(Duration::from_secs(15), || w.registry().len() == 110).await,
         "events flow again"
     );
-    assert!(answers_status(&vh, &w.shared.identity.node).await);
+    assert!(answers_status(&vh, &w.state.identity.node).await);
     w.shutdown().await;
 }
 
@@ -69,7 +69,7 @@ async fn survives_a_broker_restart() {
 
     rabbitmqctl(&["stop_app"]);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_ne!(w.status(), kazoo_channels::worker::BusStatus::Connected);
+    assert_ne!(w.status(), kazoo_channels::app::BusStatus::Connected);
     assert_eq!(w.registry().len(), 100, "kept while the broker is down");
     rabbitmqctl(&["start_app"]);
     rabbitmqctl(&["await_startup"]);
@@ -77,18 +77,18 @@ async fn survives_a_broker_restart() {
 
     // Serving again within 15 s, without being restarted.
     assert!(
-        eventually(Duration::from_secs(15), || w.shared.is_warm()
-            && w.status() == kazoo_channels::worker::BusStatus::Connected)
+        eventually(Duration::from_secs(15), || w.state.is_warm()
+            && w.status() == kazoo_channels::app::BusStatus::Connected)
         .await,
         "not serving again"
     );
     let mut serving = false;
     while !serving && restarted.elapsed() < Duration::from_secs(15) {
-        serving = answers_status(&vh, &w.shared.identity.node).await;
+        serving = answers_status(&vh, &w.state.identity.node).await;
     }
     assert!(serving, "no status answer within 15 s of the restart");
     assert!(
-        Stats::get(&w.shared.stats.warmups) >= 2,
+        Stats::get(&w.state.stats.warmups) >= 2,
         "its event queue was lost, so it re-warmed"
     );
     assert_eq!(

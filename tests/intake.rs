@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use kazoo_channels::bus::Topology;
+use kazoo_channels::cli::simulate::{self, SimulateArgs};
 use kazoo_channels::kapi::Outgoing;
-use kazoo_channels::simulate::{self, SimulateArgs};
 use kazoo_channels::stats::Stats;
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
@@ -41,7 +41,7 @@ async fn starts_on_exchanges_kazoo_declared_and_binds_what_the_files_say() {
     }
 
     let w = vh.worker().await;
-    let topo = Topology::for_instance(&w.shared.instance);
+    let topo = Topology::for_instance(&w.state.instance);
     let bound = vh.bindings();
     for q in &topo.queues {
         for b in &q.bindings {
@@ -146,9 +146,9 @@ async fn bad_events_are_acked_logged_and_skipped() {
         eventually(WAIT, || w.registry().get(&call).is_some()).await,
         "worker stopped after bad input"
     );
-    assert_eq!(Stats::get(&w.shared.stats.events_rejected), 3);
+    assert_eq!(Stats::get(&w.state.stats.events_rejected), 3);
     // Acked, not requeued: the queue is empty.
-    let q = &w.shared.topology.queue("events").unwrap().name;
+    let q = &w.state.topology.queue("events").unwrap().name;
     assert_eq!(vh.queue_depth(q), Some((0, 0)), "messages left on {q}");
     client.close().await;
     w.shutdown().await;
@@ -201,7 +201,7 @@ async fn simulator_leaves_both_legs_up_or_cleans_up() {
     let all_events = 1000 * 6 + 300 * 8;
     assert!(
         eventually(Duration::from_secs(30), || {
-            Stats::get(&w.shared.stats.events_applied) == all_events && w.registry().len() == 2000
+            Stats::get(&w.state.stats.events_applied) == all_events && w.registry().len() == 2000
         })
         .await,
         "count did not come back to 2000: {}",

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::StreamExt;
+use kazoo_channels::app::WorkerHandle;
 use kazoo_channels::bus::{BusClient, Collect};
 use kazoo_channels::kapi::schema::schemas;
 use kazoo_channels::kapi::{Outgoing, encode};
 use kazoo_channels::stats::Stats;
-use kazoo_channels::worker::WorkerHandle;
 use lapin::types::AMQPValue;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
@@ -487,7 +487,7 @@ async fn user_queries_match_as_ecallmgr_matches() {
     let rk = user_key("alice", &alice.realm);
     futures_util::future::join_all(silences.into_iter().map(|keys| silent(&c, q, &rk, keys))).await;
     assert_eq!(
-        Stats::get(&w.shared.stats.requests_rejected),
+        Stats::get(&w.state.stats.requests_rejected),
         3,
         "the wrong types"
     );
@@ -691,14 +691,14 @@ async fn unanswerable_requests_are_acked_logged_and_silent() {
     let r = account_query(&c, &acct).await;
     assert_eq!(r["Channels"], json!([]));
     assert!(
-        eventually(WAIT, || Stats::get(&w.shared.stats.requests_rejected) == n).await,
+        eventually(WAIT, || Stats::get(&w.state.stats.requests_rejected) == n).await,
         "rejected {} of {n}",
-        Stats::get(&w.shared.stats.requests_rejected)
+        Stats::get(&w.state.stats.requests_rejected)
     );
-    assert_eq!(Stats::get(&w.shared.stats.requests_answered), 1);
+    assert_eq!(Stats::get(&w.state.stats.requests_answered), 1);
     assert_eq!(c.stray_replies(), 0, "no reply to any bad request");
     // Acked, never requeued: the queue is empty.
-    let q = &w.shared.topology.queue("queries").unwrap().name;
+    let q = &w.state.topology.queue("queries").unwrap().name;
     assert_eq!(vh.queue_depth(q), Some((0, 0)), "messages left on {q}");
     stop(c, w).await;
 }
@@ -757,8 +757,8 @@ async fn instances_share_the_query_queue() {
         assert_eq!(uuids(&r[0]), vec![call.clone()]);
     }
     let (a1, a2) = (
-        Stats::get(&w1.shared.stats.requests_answered),
-        Stats::get(&w2.shared.stats.requests_answered),
+        Stats::get(&w1.state.stats.requests_answered),
+        Stats::get(&w2.state.stats.requests_answered),
     );
     assert_eq!(a1 + a2, 60);
     c.close().await;
@@ -855,7 +855,7 @@ async fn a_thousand_concurrent_queries_are_each_answered_once() {
     for c in &clients {
         assert_eq!(c.stray_replies(), 0, "no duplicate or unmatched reply");
     }
-    assert_eq!(Stats::get(&w.shared.stats.requests_answered), 1000);
+    assert_eq!(Stats::get(&w.state.stats.requests_answered), 1000);
     eprintln!(
         "1000 concurrent queries from 4 requesters: all answered once, collected in {elapsed:?} (each waited its 3 s window)"
     );

@@ -5,10 +5,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use kazoo_channels::app::COMMANDS_AT_ONCE;
 use kazoo_channels::bus::topology::QueueDef;
 use kazoo_channels::bus::{self, BusPublisher};
 use kazoo_channels::kapi::{Outgoing, PublishOutcome, ReplyAddress};
-use kazoo_channels::worker::COMMANDS_AT_ONCE;
 use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -112,11 +112,14 @@ impl Echo {
                 .expect("declared");
             let queue = responder.queue.name.clone();
             let (responder, p) = (Arc::new(responder), publisher.clone());
-            let consume = bus::consumer(
-                &conn,
+            let spec = bus::Consume {
                 queue,
                 prefetch,
-                usize::from(prefetch),
+                concurrency: usize::from(prefetch),
+            };
+            let consume = bus::consumer(
+                &conn,
+                spec,
                 publisher.clone(),
                 // Answered in the handler's task, where the worker answers.
                 Arc::new(move |msg| {

@@ -14,11 +14,11 @@ use std::process::Command;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+use kazoo_channels::app::{State, WorkerHandle};
+use kazoo_channels::cli::simulate::{SimAccount, SimCall};
 use kazoo_channels::kapi::time::gregorian_now_secs;
 use kazoo_channels::kapi::{CallEvent, Outgoing, Publish, PublishError, PublishOutcome};
 use kazoo_channels::registry::Registry;
-use kazoo_channels::simulate::{SimAccount, SimCall};
-use kazoo_channels::worker::{Shared, WorkerHandle};
 use kazoo_channels::{commands, queries};
 
 use common::{StandIn, TestVhost};
@@ -272,9 +272,9 @@ async fn warm_and_cold<F: Future<Output = ()>>(n: u32, mut f: impl FnMut() -> F)
     (warm, cold.as_secs_f64() * 1e6 / f64::from(n / 10))
 }
 
-pub async fn handler_cost(shared: &Shared, query: &[u8], command: &[u8], n: u32) -> HandlerCost {
+pub async fn handler_cost(shared: &State, query: &[u8], command: &[u8], n: u32) -> HandlerCost {
     let query = warm_and_cold(n, || async {
-        let answer = queries::handle(
+        let answer = queries::answer_body(
             &shared.registry(),
             &shared.identity,
             &shared.settings.queries,
@@ -289,7 +289,8 @@ pub async fn handler_cost(shared: &Shared, query: &[u8], command: &[u8], n: u32)
     .await;
     let publisher = Confirmed::default();
     let command = warm_and_cold(n, || async {
-        let reply = commands::handle(&shared.registry, &shared.identity, &publisher, command).await;
+        let reply =
+            commands::respond(&shared.registry, &shared.identity, &publisher, command).await;
         let reply = reply.expect("the command is answered");
         assert!(
             String::from_utf8_lossy(&reply.body).contains(r#""Status":"accepted""#),

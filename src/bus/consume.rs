@@ -39,34 +39,36 @@ pub enum ServeEnd {
 /// prefetch bounds how many at once) and acked on its own.
 pub async fn consumer(
     conn: &Connection,
-    queue: String,
-    prefetch: u16,
-    concurrency: usize,
+    consume: Consume,
     publisher: BusPublisher,
     handler: Handler,
     shutdown: CancellationToken,
 ) -> Result<impl Future<Output = Result<ServeEnd, BusError>> + Send + 'static, BusError> {
     let channel = conn.create_channel().await?;
-    Ok(serve(
-        channel,
-        queue,
-        prefetch,
-        concurrency,
-        publisher,
-        handler,
-        shutdown,
-    ))
+    Ok(serve(channel, consume, publisher, handler, shutdown))
+}
+
+/// What to consume, and how.
+#[derive(Debug, Clone)]
+pub struct Consume {
+    pub queue: String,
+    pub prefetch: u16,
+    /// 1: in order, inline; more: each delivery in a task of its own.
+    pub concurrency: usize,
 }
 
 async fn serve(
     channel: Channel,
-    queue: String,
-    prefetch: u16,
-    concurrency: usize,
+    consume: Consume,
     publisher: BusPublisher,
     handler: Handler,
     shutdown: CancellationToken,
 ) -> Result<ServeEnd, BusError> {
+    let Consume {
+        queue,
+        prefetch,
+        concurrency,
+    } = consume;
     let queue = queue.as_str();
     channel
         .basic_qos(prefetch, BasicQosOptions::default())

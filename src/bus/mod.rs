@@ -1,10 +1,12 @@
 //! The transport: lapin connections, topology declaration, publishing with
 //! confirms, and consumers that hand plain [`Incoming`] messages to handlers.
-//! Nothing outside this module touches lapin.
+//! Nothing outside this module touches lapin: the worker holds a [`Session`],
+//! clients a [`BusClient`].
 
-pub mod client;
 mod consume;
 mod publisher;
+pub mod requester;
+mod session;
 pub mod topology;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -14,9 +16,10 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 use thiserror::Error;
 
-pub use client::{BusClient, ClientPool, Collect, client_pool};
-pub use consume::{Handler, HandlerFuture, ServeEnd, consumer};
+pub use consume::{Consume, Handler, HandlerFuture, ServeEnd, consumer};
 pub use publisher::BusPublisher;
+pub use requester::{BusClient, ClientPool, Collect, client_pool};
+pub use session::Session;
 pub use topology::Topology;
 
 use crate::kapi::Incoming;
@@ -51,13 +54,6 @@ pub async fn close_connection(conn: &Connection) {
     if conn.status().connected() {
         let _ = tokio::time::timeout(CLOSE_WAIT, conn.close(200, "bye".into())).await;
     }
-}
-
-/// Ends a worker session: its consumers closed their channels; the
-/// publisher's channels go before the connection.
-pub async fn close_session(conn: &Connection, publisher: &BusPublisher) {
-    publisher.close().await;
-    close_connection(conn).await;
 }
 
 /// Opens one connection. No lapin auto-recovery: the worker supervises whole

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::app::state::State;
 use crate::bus::{BusClient, Collect};
-use crate::kapi::encode;
+use crate::kapi::asks;
 use crate::kapi::envelope::APP_NAME;
 use crate::kapi::time::gregorian_now_secs;
 use crate::registry::{Registry, Text};
 use crate::stats::Stats;
-use crate::worker::Shared;
 
 /// Call ids of channels created before `cutoff` (Gregorian seconds), at most `limit`.
 pub fn older_than(reg: &Registry, cutoff: u64, limit: usize) -> Vec<Text> {
@@ -44,7 +44,7 @@ pub fn is_gone(replies: &[Value]) -> bool {
     terminated && !active
 }
 
-pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+pub async fn run(shared: Arc<State>, stop: CancellationToken) {
     let cfg = shared.settings.cluster.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     let mut last_reconcile = Instant::now();
@@ -65,7 +65,7 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-fn reap_old(shared: &Shared, max_age: u64) {
+fn reap_old(shared: &State, max_age: u64) {
     let cutoff = gregorian_now_secs().saturating_sub(max_age);
     let mut reg = shared.registry.write().unwrap_or_else(|p| p.into_inner());
     let old = older_than(&reg, cutoff, usize::MAX);
@@ -82,7 +82,7 @@ fn reap_old(shared: &Shared, max_age: u64) {
     }
 }
 
-pub async fn reconcile(shared: &Shared, min_age: u64, batch: usize) -> usize {
+pub async fn reconcile(shared: &State, min_age: u64, batch: usize) -> usize {
     let cutoff = gregorian_now_secs().saturating_sub(min_age);
     let candidates = older_than(&shared.registry(), cutoff, batch);
     if candidates.is_empty() {
@@ -97,23 +97,15 @@ pub async fn reconcile(shared: &Shared, min_age: u64, batch: usize) -> usize {
     };
     let answers = {
         let client = &client;
-        let asks = candidates.iter().map(|id| async move {
-            let mut body = Map::new();
-            body.insert("Call-ID".into(), json!(&**id));
-            body.insert("Active-Only".into(), json!(false));
-            let rk = format!("call.status_req.{}", encode(id));
+        let questions = candidates.iter().map(|id| async move {
             client
-                .request(
-                    "callevt",
-                    &rk,
-                    "call_event",
-                    "channel_status_req",
-                    body,
+                .ask(
+                    asks::channel_status(id, Some(false)),
                     Collect::all(Duration::from_millis(1500)),
                 )
                 .await
         });
-        join_all(asks).await
+        join_all(questions).await
     };
     client.close().await;
     let mut dropped = 0;
@@ -134,6 +126,7 @@ mod tests {
 
     #[test]
     fn only_a_chorus_of_terminated_means_gone() {
+        use serde_json::json;
         let term = json!({"App-Name": "ecallmgr", "Status": "terminated"});
         let active = json!({"App-Name": "ecallmgr", "Status": "active"});
         let ours = json!({"App-Name": APP_NAME, "Status": "terminated"});

@@ -6,12 +6,12 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
-use crate::kapi::request::Request;
-use crate::kapi::{Identity, Outgoing};
+use crate::app::state::{Outcome, State};
+use crate::kapi::asks::CHANNELS_CATEGORY as CATEGORY;
+use crate::kapi::{Identity, Outgoing, Request};
 use crate::registry::{Channel, Registry};
+use crate::stats::Tally;
 
-pub const CATEGORY: &str = "channels";
-pub const REQ: &str = "snapshot_req";
 pub const RESP: &str = "snapshot_resp";
 /// Channels per reply message.
 pub const PART_SIZE: usize = 2000;
@@ -22,6 +22,14 @@ pub enum SnapshotError {
     NoChannels,
     #[error("a channel in the snapshot does not decode: {0}")]
     BadChannel(#[from] serde_json::Error),
+}
+
+/// A starting peer's request: the registry as it is now, in parts.
+pub fn handle(state: &State, req: &Request) -> Outcome {
+    Outcome::publish(
+        replies(&state.registry(), &state.identity, req),
+        Tally::Nothing,
+    )
 }
 
 /// The parts answering `req`, built from the registry as it is now.

@@ -4,13 +4,13 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, json};
 use tracing::{info, warn};
 
 use super::{seed, snapshot};
+use crate::app::state::State;
 use crate::bus::{BusClient, BusError, Collect};
+use crate::kapi::asks;
 use crate::kapi::envelope::APP_NAME;
-use crate::worker::Shared;
 
 /// Where the registry's state came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ impl fmt::Display for Source {
 
 /// Asks for a snapshot, else seeds from ecallmgr; merges into the registry (never
 /// empties it). Returns the source and how many channels were added.
-pub async fn run(shared: &Shared) -> Result<(Source, usize), BusError> {
+pub async fn run(shared: &State) -> Result<(Source, usize), BusError> {
     let cfg = &shared.settings.cluster;
     let client = BusClient::from_pool(&shared.clients, APP_NAME)
         .await?
@@ -56,17 +56,13 @@ pub async fn run(shared: &Shared) -> Result<(Source, usize), BusError> {
 }
 
 async fn from_peer(
-    shared: &Shared,
+    shared: &State,
     client: &BusClient,
     timeout: Duration,
 ) -> Result<Option<(Source, usize)>, BusError> {
     let replies = client
-        .request(
-            "callctl",
-            super::SNAPSHOT_ROUTING_KEY,
-            snapshot::CATEGORY,
-            snapshot::REQ,
-            Map::new(),
+        .ask(
+            asks::snapshot(),
             Collect::until(timeout, snapshot::is_complete),
         )
         .await?;
@@ -91,22 +87,12 @@ async fn from_peer(
 }
 
 async fn from_ecallmgr(
-    shared: &Shared,
+    shared: &State,
     client: &BusClient,
     timeout: Duration,
 ) -> Result<(Source, usize), BusError> {
-    let mut body = Map::new();
-    body.insert("Fields".into(), json!("all"));
-    body.insert("Active-Only".into(), json!(false));
     let replies = client
-        .request(
-            "callevt",
-            "call.status_req.channels",
-            "call_event",
-            "query_channels_req",
-            body,
-            Collect::all(timeout),
-        )
+        .ask(asks::all_channels(), Collect::all(timeout))
         .await?;
     let channels = seed::channels(&replies);
     let answered = replies.iter().filter(|r| r["App-Name"] != APP_NAME).count();

@@ -1,7 +1,7 @@
 //! The channel a command acts on, checked against the registry.
 
+use super::command::{Command, Order};
 use super::outcome::CommandError;
-use super::request::{Command, Order};
 use crate::registry::Registry;
 
 /// The call must be live in the requester's account (a whapp never acts on

@@ -2,10 +2,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::request::{Command, Order};
+use super::command::{Command, Order};
+use crate::kapi::exchanges::METAFLOW as EXCHANGE;
 use crate::kapi::{Identity, Outgoing, encode, new_msg_id};
-
-pub const EXCHANGE: &str = "metaflow";
 
 /// `flow` or `action` for the command's call, with a fresh `Msg-ID`, marked
 /// `mandatory` so an unroutable one comes back instead of vanishing.

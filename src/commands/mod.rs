@@ -4,28 +4,36 @@
 //! publisher is the [`Publish`] capability, so no lapin in here.
 
 mod check;
-pub mod cli;
+mod command;
 mod data;
 mod konami;
 mod outcome;
-mod request;
-
-use std::sync::RwLock;
 
 use serde_json::Value;
 use tracing::{info, warn};
 
+pub use command::{ACTIONS, Addressing, Command, METAFLOW, Order};
 pub use outcome::{CommandError, reply_body};
-pub use request::{ACTIONS, Command, Envelope, METAFLOW, Order};
 
-use crate::kapi::{Identity, Outgoing, Publish, PublishOutcome};
+use crate::app::state::{Outcome, State};
+use crate::kapi::{Identity, Incoming, Outgoing, Publish, PublishOutcome};
 use crate::registry::Registry;
+use crate::stats::Tally;
 
-/// Carries out one request and returns its reply, if it can be addressed. The
-/// metaflow message is confirmed (or refused) before the reply is built; the
-/// caller publishes the reply and only then acks the request.
-pub async fn handle<P: Publish>(
-    registry: &RwLock<Registry>,
+/// The commands queue's handler: carries out one request and returns its
+/// reply, if it can be addressed. The metaflow message is confirmed (or
+/// refused) before the reply is built; the reply is published and only then
+/// the request acked.
+pub async fn handle<P: Publish>(state: &State, publisher: &P, msg: &Incoming) -> Outcome {
+    match respond(&state.registry, &state.identity, publisher, &msg.body).await {
+        Some(reply) => Outcome::publish(vec![reply], Tally::CommandAnswered),
+        None => Outcome::default(),
+    }
+}
+
+/// [`handle`] over a registry alone, for tests and benches.
+pub async fn respond<P: Publish>(
+    registry: &std::sync::RwLock<Registry>,
     identity: &Identity,
     publisher: &P,
     body: &[u8],
@@ -37,11 +45,11 @@ pub async fn handle<P: Publish>(
             return None;
         }
     };
-    let env = Envelope::read(&req);
+    let env = Addressing::read(&req);
     let outcome = carry_out(registry, identity, publisher, &req).await;
     log(&env, &req, &outcome);
     // Without both there is nowhere to answer, or nothing to correlate it by.
-    let (Some(to), Some(msg_id)) = (&env.reply_to, &env.msg_id) else {
+    let (Some(to), Some(msg_id)) = (&env.envelope.reply_to, &env.envelope.msg_id) else {
         return None;
     };
     let body = reply_body(identity, msg_id, env.call_id.as_deref(), &outcome);
@@ -50,12 +58,12 @@ pub async fn handle<P: Publish>(
 
 /// The checks in the contract's order; the first that fails is the answer.
 async fn carry_out<P: Publish>(
-    registry: &RwLock<Registry>,
+    registry: &std::sync::RwLock<Registry>,
     identity: &Identity,
     publisher: &P,
     req: &Value,
 ) -> Result<(), CommandError> {
-    let cmd = request::parse(req).map_err(CommandError::Invalid)?;
+    let cmd = command::parse(req).map_err(CommandError::Invalid)?;
     check::channel(&registry.read().unwrap_or_else(|p| p.into_inner()), &cmd)?;
     match publisher.publish(konami::message(identity, &cmd)).await? {
         PublishOutcome::Confirmed => Ok(()),
@@ -64,15 +72,15 @@ async fn carry_out<P: Publish>(
     }
 }
 
-fn log(env: &Envelope, req: &Value, outcome: &Result<(), CommandError>) {
+fn log(env: &Addressing, req: &Value, outcome: &Result<(), CommandError>) {
     let call_id = env.call_id.as_deref().unwrap_or_default();
-    let msg_id = env.msg_id.as_deref().unwrap_or_default();
+    let msg_id = env.envelope.msg_id.as_deref().unwrap_or_default();
     let account_id = env.account_id.as_deref().unwrap_or_default();
     let action = req
         .get("Action")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let answered = env.reply_to.is_some() && env.msg_id.is_some();
+    let answered = env.envelope.reply_to.is_some() && env.envelope.msg_id.is_some();
     match outcome {
         Ok(()) => info!(
             call_id,
@@ -88,4 +96,4 @@ fn log(env: &Envelope, req: &Value, outcome: &Result<(), CommandError>) {
 }
 
 #[cfg(test)]
-mod tests;
+mod command_tests;

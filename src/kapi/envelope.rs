@@ -1,7 +1,11 @@
-//! The Kazoo envelope: default keys every message carries, and reply addressing
-//! (WIRE.md §2.2, §2.3, §2.5).
+//! The Kazoo envelope: default keys every message carries, reply addressing
+//! (WIRE.md §2.2, §2.3, §2.5), and the one reader of a request's envelope that
+//! queries, commands, status and snapshots share.
 
 use serde_json::{Map, Value};
+use thiserror::Error;
+
+use super::message::{Incoming, Outgoing};
 
 pub const APP_NAME: &str = "kazoo-channels";
 pub const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -85,6 +89,102 @@ pub fn kazoo_bool(v: Option<&Value>) -> Option<bool> {
     }
 }
 
+/// Why a request cannot be answered, whatever it asks.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    #[error("body is not a JSON object")]
+    NotObject,
+    #[error("no Msg-ID, so no reply could be matched")]
+    NoMsgId,
+    #[error("no Server-ID, so nowhere to reply")]
+    NoServerId,
+}
+
+/// The keys that correlate and address a reply, read leniently: a key of the
+/// wrong type, or empty, reads as absent, so even a bad request can be answered
+/// when these two are right.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    pub msg_id: Option<String>,
+    pub reply_to: Option<ReplyAddress>,
+}
+
+impl Envelope {
+    /// From the values of `Msg-ID` and `Server-ID`.
+    pub fn from_keys(msg_id: Option<&Value>, server_id: Option<&Value>) -> Self {
+        fn text(v: Option<&Value>) -> Option<&str> {
+            v.and_then(Value::as_str).filter(|s| !s.is_empty())
+        }
+        Self {
+            msg_id: text(msg_id).map(str::to_owned),
+            reply_to: text(server_id).and_then(ReplyAddress::parse),
+        }
+    }
+
+    pub fn read(body: &Map<String, Value>) -> Self {
+        Self::from_keys(body.get("Msg-ID"), body.get("Server-ID"))
+    }
+
+    /// The `Msg-ID` and reply address of a request that is only worth a reply,
+    /// checked in that order.
+    pub fn addressed(self) -> Result<(String, ReplyAddress), EnvelopeError> {
+        let msg_id = self.msg_id.ok_or(EnvelopeError::NoMsgId)?;
+        let to = self.reply_to.ok_or(EnvelopeError::NoServerId)?;
+        Ok((msg_id, to))
+    }
+}
+
+/// A decoded request body with its reply address: our own requests (status,
+/// snapshots), read as a JSON object.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub body: Map<String, Value>,
+    pub msg_id: String,
+    pub reply_to: Option<ReplyAddress>,
+}
+
+impl Request {
+    /// Parses a JSON-object body. A missing `Server-ID` is not an error here:
+    /// some requests are carried out without a reply.
+    pub fn parse(msg: &Incoming) -> Result<Self, EnvelopeError> {
+        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&msg.body) else {
+            return Err(EnvelopeError::NotObject);
+        };
+        let env = Envelope::read(&body);
+        Ok(Self {
+            msg_id: env.msg_id.ok_or(EnvelopeError::NoMsgId)?,
+            reply_to: env.reply_to,
+            body,
+        })
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.body.get(key).and_then(Value::as_str)
+    }
+
+    pub fn app_name(&self) -> &str {
+        self.str("App-Name").unwrap_or_default()
+    }
+
+    /// The reply address, required by requests that are only worth a reply.
+    pub fn reply_address(&self) -> Result<&ReplyAddress, EnvelopeError> {
+        self.reply_to.as_ref().ok_or(EnvelopeError::NoServerId)
+    }
+
+    /// A reply with our default keys and this request's `Msg-ID`.
+    pub fn reply(
+        &self,
+        identity: &Identity,
+        category: &str,
+        name: &str,
+        mut body: Map<String, Value>,
+    ) -> Result<Outgoing, EnvelopeError> {
+        let to = self.reply_address()?;
+        identity.stamp(&mut body, category, name, &self.msg_id);
+        Ok(Outgoing::reply_json(to, &body))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +227,46 @@ mod tests {
         assert_eq!(kazoo_bool(Some(&json!("false"))), Some(false));
         assert_eq!(kazoo_bool(Some(&json!(1))), None);
         assert_eq!(kazoo_bool(None), None);
+    }
+
+    fn msg(body: &str) -> Incoming {
+        Incoming {
+            routing_key: "rk".into(),
+            body: body.as_bytes().to_vec(),
+            redelivered: false,
+        }
+    }
+
+    #[test]
+    fn parses_and_replies() {
+        let r = Request::parse(&msg(
+            r#"{"Msg-ID":"m1","Server-ID":"pid://<0.1.0>/q1","App-Name":"crossbar"}"#,
+        ))
+        .unwrap();
+        assert_eq!(r.app_name(), "crossbar");
+        let out = r
+            .reply(&Identity::new("n"), "channels", "status_resp", Map::new())
+            .unwrap();
+        assert_eq!(out.routing_key, "q1");
+        assert_eq!(
+            out.headers,
+            vec![("Deliver-To-PID".into(), "<0.1.0>".into())]
+        );
+        let v: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(v["Msg-ID"], "m1");
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_answered() {
+        assert_eq!(
+            Request::parse(&msg("[]")).unwrap_err(),
+            EnvelopeError::NotObject
+        );
+        assert_eq!(
+            Request::parse(&msg("{}")).unwrap_err(),
+            EnvelopeError::NoMsgId
+        );
+        let r = Request::parse(&msg(r#"{"Msg-ID":"m"}"#)).unwrap();
+        assert_eq!(r.reply_address().unwrap_err(), EnvelopeError::NoServerId);
     }
 }

@@ -7,8 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::envelope::ReplyAddress;
-
-pub const TARGETED: &str = "targeted";
+use super::exchanges::TARGETED;
 
 /// A delivery from one of our queues.
 #[derive(Debug, Clone)]

@@ -1,17 +1,22 @@
-//! Kazoo's wire format: the envelope, routing-key escaping, Gregorian time and the
-//! typed messages we read.
+//! Kazoo's wire format: the envelope and its one reader, exchange names, the
+//! requests we send, routing-key escaping, Gregorian time, schema validation
+//! and the typed messages we read. No AMQP client in here: messages are
+//! [`Incoming`] and [`Outgoing`], published through the [`Publish`] capability.
 
+pub mod asks;
 pub mod envelope;
 pub mod escape;
 pub mod event;
+pub mod exchanges;
 pub mod lenient;
 pub mod members;
 pub mod message;
-pub mod request;
 pub mod schema;
 pub mod time;
 
-pub use envelope::{Identity, ReplyAddress, kazoo_bool, new_msg_id};
+pub use envelope::{
+    Envelope, EnvelopeError, Identity, ReplyAddress, Request, kazoo_bool, new_msg_id,
+};
 pub use escape::encode;
 pub use event::{CallEvent, EventError, EventKind};
 pub use message::{Incoming, Outgoing, Publish, PublishError, PublishOutcome};

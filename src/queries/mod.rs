@@ -6,25 +6,24 @@
 //! a log line and a count, because none of these APIs has an error shape and
 //! ecallmgr stays silent on each of them.
 
-pub mod client;
-mod json;
-pub mod request;
-pub mod view;
-
-use std::sync::RwLock;
+pub mod query;
 
 use serde_json::Map;
 use tracing::{debug, warn};
 
-pub use request::{AccountScope, Api, Fields, Query, QueryError, Request, UserQuery, Users, Wire};
+pub use query::{
+    AccountScope, Api, Fields, Query, QueryError, QueryRequest, UserQuery, Users, Wire,
+};
 
+use crate::app::state::{Outcome, State};
 use crate::config::QuerySettings;
+use crate::forms::api::Status;
+use crate::forms::{api, json, lower};
 use crate::kapi::time::gregorian_now_secs;
 use crate::kapi::{Identity, Incoming, Outgoing};
 use crate::registry::{Channel, Registry};
-use crate::stats::Stats;
-use request::CATEGORY;
-use view::Status;
+use crate::stats::Tally;
+use query::CATEGORY;
 
 /// The `*3` prefix: a `Username` that is a call-park slot (ecallmgr's `CALL_PARK_FEATURE`).
 const PARK_PREFIX: &str = "*3";
@@ -51,7 +50,7 @@ pub fn answer(
     reg: &Registry,
     identity: &Identity,
     settings: &QuerySettings,
-    req: &Request,
+    req: &QueryRequest,
     now_gregorian: u64,
 ) -> Answer {
     let body = match &req.query {
@@ -103,9 +102,9 @@ pub fn answer(
     }
 }
 
-/// Decodes and answers one request body: [`respond`] without the lock, logs and
+/// Decodes and answers one request body: [`handle`] without the lock, logs and
 /// counts, for tests and benches.
-pub fn handle(
+pub fn answer_body(
     reg: &Registry,
     identity: &Identity,
     settings: &QuerySettings,
@@ -116,48 +115,43 @@ pub fn handle(
     Ok(answer(reg, identity, settings, &req, now_gregorian))
 }
 
-/// The worker's entry point: answer under a read lock, log, count. Whatever
-/// happens, the caller acks the request once the returned replies are confirmed.
-pub fn respond(
-    registry: &RwLock<Registry>,
-    identity: &Identity,
-    settings: &QuerySettings,
-    stats: &Stats,
-    msg: &Incoming,
-) -> Vec<Outgoing> {
+/// The queries queue's handler: answer under a read lock and log. Whatever
+/// happens, the request is acked once the returned replies are confirmed.
+pub fn handle(state: &State, msg: &Incoming) -> Outcome {
     let wire = match Wire::decode(&msg.body) {
         Ok(w) => w,
-        Err(error) => return reject(stats, msg, None, error),
+        Err(error) => return reject(msg, None, error),
     };
     let req = match wire.request() {
         Ok(r) => r,
-        Err(error) => return reject(stats, msg, Some(&wire), error),
+        Err(error) => return reject(msg, Some(&wire), error),
     };
-    let answer = {
-        let reg = registry.read().unwrap_or_else(|p| p.into_inner());
-        answer(&reg, identity, settings, &req, gregorian_now_secs())
-    };
+    let answer = answer(
+        &state.registry(),
+        &state.identity,
+        &state.settings.queries,
+        &req,
+        gregorian_now_secs(),
+    );
     let (account_id, call_id) = subject(&req.query);
     let api = req.query.api().request_name();
     match answer.reply {
         Some(reply) => {
-            Stats::inc(&stats.requests_answered);
             debug!(api, msg_id = %req.msg_id, account_id, call_id, channels = answer.matched, reply_to = %reply.routing_key, "channel query answered");
-            vec![reply]
+            Outcome::publish(vec![reply], Tally::QueryAnswered)
         }
         None => {
             debug!(api, msg_id = %req.msg_id, account_id, call_id, "channel query: nothing matched under Active-Only, no reply (as ecallmgr)");
-            Vec::new()
+            Outcome::default()
         }
     }
 }
 
-fn reject(stats: &Stats, msg: &Incoming, wire: Option<&Wire>, error: QueryError) -> Vec<Outgoing> {
-    Stats::inc(&stats.requests_rejected);
+fn reject(msg: &Incoming, wire: Option<&Wire>, error: QueryError) -> Outcome {
     let msg_id = wire.and_then(Wire::msg_id);
     let subject = wire.and_then(Wire::subject);
     warn!(routing_key = %msg.routing_key, msg_id, subject, %error, "channel query not answered");
-    Vec::new()
+    Outcome::silent(Tally::RequestRejected)
 }
 
 /// (account_id, call_id) for the log line.
@@ -232,7 +226,7 @@ fn user_channels<'r>(reg: &'r Registry, q: &UserQuery) -> Vec<&'r Channel> {
 
 /// The envelope keys (`Identity::stamp`) followed by the body, written in one
 /// pass straight from the registry's channels.
-fn encode(identity: &Identity, req: &Request, body: &Body<'_>, now_gregorian: u64) -> Vec<u8> {
+fn encode(identity: &Identity, req: &QueryRequest, body: &Body<'_>, now_gregorian: u64) -> Vec<u8> {
     let mut envelope = Map::new();
     identity.stamp(
         &mut envelope,
@@ -250,9 +244,9 @@ fn encode(identity: &Identity, req: &Request, body: &Body<'_>, now_gregorian: u6
     serde_json::to_writer(&mut out, &envelope).expect("writing to a Vec cannot fail");
     let mut o = json::Obj::extend(&mut out);
     match body {
-        Body::List(channels) => view::lower_list(o.key("Channels"), channels, now_gregorian),
+        Body::List(channels) => lower::lower_list(o.key("Channels"), channels, now_gregorian),
         Body::Object(channels, fields) => {
-            view::api_object(o.key("Channels"), channels, fields, now_gregorian)
+            api::api_object(o.key("Channels"), channels, fields, now_gregorian)
         }
         Body::Status(status) => status.write(&mut o),
     }
@@ -261,4 +255,4 @@ fn encode(identity: &Identity, req: &Request, body: &Body<'_>, now_gregorian: u6
 }
 
 #[cfg(test)]
-mod tests;
+mod query_tests;

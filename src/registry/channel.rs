@@ -4,13 +4,9 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::index::Indexes;
 use super::intern::{Interner, Vars};
+use super::text::{KnownKeys, NoKeys, Text};
 use crate::kapi::event::{CallEvent, ccv_bool, ccv_i64, ccv_str};
-
-/// Shared immutable text, one word wide: call ids live in the map and in every
-/// index, and most values are shared between channels (see [`Interner`]).
-pub type Text = arcstr::ArcStr;
 
 /// Accessors for values kept in the channel's packed allocation.
 macro_rules! own_values {
@@ -283,13 +279,7 @@ impl Channel {
     /// `CHANNEL_CONNECTED`), its values its own (no registry to share with).
     /// `now_gregorian` stands in when the event has no `Timestamp`.
     pub fn from_event(ev: &CallEvent<'_>, now_gregorian: u64) -> Self {
-        Self::build(
-            ev,
-            now_gregorian,
-            &mut Interner::default(),
-            &Indexes::default(),
-            None,
-        )
+        Self::build(ev, now_gregorian, &mut Interner::default(), &NoKeys, None)
     }
 
     /// [`Channel::from_event`] sharing values through `strings` and the keys
@@ -299,7 +289,7 @@ impl Channel {
         ev: &CallEvent<'_>,
         now_gregorian: u64,
         strings: &mut Interner,
-        keys: &Indexes,
+        keys: &impl KnownKeys,
         peer: Option<Text>,
     ) -> Self {
         let uuid: Text = Text::from(ev.call_id());
@@ -357,7 +347,12 @@ impl Channel {
     /// `Channel-Authorized`, `Fetch-ID` that CREATE lacked), tags, caller ids.
     /// Values the event lacks are kept. Called only for events not older than
     /// the newest one applied.
-    pub(crate) fn refresh(&mut self, ev: &CallEvent<'_>, strings: &mut Interner, keys: &Indexes) {
+    pub(crate) fn refresh(
+        &mut self,
+        ev: &CallEvent<'_>,
+        strings: &mut Interner,
+        keys: &impl KnownKeys,
+    ) {
         let seq = ev.event_micros().unwrap_or(self.seq.vars);
         if seq < self.seq.vars {
             return;
@@ -504,7 +499,7 @@ impl Channel {
 
     /// Re-points a channel built elsewhere (a peer's snapshot, ecallmgr) at the
     /// registry's shared values and index keys.
-    pub(crate) fn share(&mut self, strings: &mut Interner, keys: &Indexes) {
+    pub(crate) fn share(&mut self, strings: &mut Interner, keys: &impl KnownKeys) {
         for slot in [
             &mut self.direction,
             &mut self.account_billing,

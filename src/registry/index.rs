@@ -1,8 +1,7 @@
 //! Secondary indexes, so a lookup costs in proportion to its matches.
 
-use super::channel::{Channel, Text};
-use super::intern::{FastMap, FastSet};
-use super::table::Id;
+use super::channel::Channel;
+use super::text::{FastMap, FastSet, Id, KnownKeys, Text};
 
 /// The channels under one index key. Most keys (a user, a device, an owner)
 /// hold a channel or two, kept in the set itself: an allocation apiece cost
@@ -157,28 +156,6 @@ fn del(map: &mut FastMap<Text, Set>, key: &Option<Text>, id: Id) {
 }
 
 impl Indexes {
-    /// The key for the value of the custom variable `var`, when the variable is
-    /// one the indexes are keyed by: the index's own key when the value is
-    /// there (so channels and index hold one copy), else a new copy.
-    /// `realm` is the channel's, for a username. `None` for other variables.
-    pub fn known(&self, var: &str, value: &str, realm: Option<&str>) -> Option<Text> {
-        let map = match var {
-            "Account-ID" => &self.account,
-            "Owner-ID" => &self.owner,
-            "Authorizing-ID" => &self.authorizing,
-            "Realm" => &self.realm,
-            "Username" => match realm.and_then(|r| self.user.get(r)) {
-                Some(users) => users,
-                None => return Some(Text::from(value)),
-            },
-            _ => return None,
-        };
-        Some(
-            map.get_key_value(value)
-                .map_or_else(|| Text::from(value), |(k, _)| k.clone()),
-        )
-    }
-
     pub fn insert(&mut self, keys: &IndexKeys, id: Id) {
         add(&mut self.account, &keys.account_id, id);
         add(&mut self.owner, &keys.owner_id, id);
@@ -206,6 +183,26 @@ impl Indexes {
                 self.user.remove(realm);
             }
         }
+    }
+}
+
+impl KnownKeys for Indexes {
+    fn known(&self, var: &str, value: &str, realm: Option<&str>) -> Option<Text> {
+        let map = match var {
+            "Account-ID" => &self.account,
+            "Owner-ID" => &self.owner,
+            "Authorizing-ID" => &self.authorizing,
+            "Realm" => &self.realm,
+            "Username" => match realm.and_then(|r| self.user.get(r)) {
+                Some(users) => users,
+                None => return Some(Text::from(value)),
+            },
+            _ => return None,
+        };
+        Some(
+            map.get_key_value(value)
+                .map_or_else(|| Text::from(value), |(k, _)| k.clone()),
+        )
     }
 }
 

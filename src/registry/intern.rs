@@ -6,7 +6,6 @@
 //! the same keys.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -14,14 +13,8 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use super::channel::Text;
+use super::text::{FastMap, FastSet, Text};
 use crate::kapi::members::{members, members_into};
-
-/// Map and set hashers: the keys are our own (call ids, account ids), the
-/// lookups are on every event and query, and SipHash was a tenth of the time.
-pub type Hashing = foldhash::fast::RandomState;
-pub type FastMap<K, V> = HashMap<K, V, Hashing>;
-pub type FastSet<K> = HashSet<K, Hashing>;
 
 /// Custom variables whose values are one call's (or one user's) own: shared
 /// by a channel or two at most, so not worth a place in the interner.

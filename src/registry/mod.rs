@@ -10,14 +10,17 @@ pub mod channel;
 mod index;
 pub mod intern;
 mod table;
+pub mod text;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-pub use channel::{Channel, ChannelRecord, Text};
+pub use channel::{Channel, ChannelRecord};
 use index::{IndexKeys, Indexes, Set};
-use intern::{FastMap, Interner};
-use table::{Channels, Id};
+use intern::Interner;
+use table::Channels;
+pub use text::Text;
+use text::{FastMap, Id};
 
 use crate::kapi::event::{CallEvent, EventKind};
 use crate::kapi::time::gregorian_now_secs;
@@ -376,4 +379,4 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests;
+mod registry_tests;

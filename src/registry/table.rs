@@ -10,11 +10,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 use super::channel::Channel;
-use super::intern::Hashing;
-
-/// A channel's place in the slab: stable while the channel is held, reused
-/// after it is removed.
-pub type Id = u32;
+use super::text::{Hashing, Id};
 
 #[derive(Debug, Default)]
 pub struct Channels {

@@ -1,14 +1,14 @@
-//! Shared integration-test plumbing: a private vhost per test on the real
+//! State integration-test plumbing: a private vhost per test on the real
 //! broker, a worker started in-process on it, and Kazoo-shaped fixtures.
 #![allow(dead_code)]
 
 use std::process::Command;
 use std::time::Duration;
 
+use kazoo_channels::app::{self, WorkerHandle};
 use kazoo_channels::bus::BusClient;
 use kazoo_channels::config::Settings;
 use kazoo_channels::kapi::{Outgoing, encode};
-use kazoo_channels::worker::{self, WorkerHandle};
 use serde_json::Value;
 
 /// The broker without a vhost: `KAZOO_CHANNELS_TEST_AMQP_URL`, default local guest.
@@ -125,7 +125,7 @@ impl TestVhost {
     }
 
     pub async fn worker_with(&self, settings: Settings) -> WorkerHandle {
-        let w = worker::spawn(settings);
+        let w = app::spawn(settings);
         assert!(
             w.wait_connected(Duration::from_secs(20)).await,
             "worker did not connect"
@@ -429,12 +429,8 @@ pub async fn tap(
 /// Every instance's answer to our own `channels`/`status_req`, collected for `wait`.
 pub async fn status_replies(client: &BusClient, wait: Duration) -> Vec<Value> {
     client
-        .request(
-            "callctl",
-            kazoo_channels::cluster::STATUS_ROUTING_KEY,
-            "channels",
-            "status_req",
-            Default::default(),
+        .ask(
+            kazoo_channels::kapi::asks::status(),
             kazoo_channels::bus::Collect::all(wait),
         )
         .await

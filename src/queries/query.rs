@@ -1,4 +1,5 @@
-//! A channel query, parsed into a typed request (WIRE.md §3). Types are checked
+//! A channel query, parsed into a typed request (WIRE.md §3); its envelope is
+//! read by `kapi::Envelope`, as every request's is. Types are checked
 //! as Kazoo's validators check them: a request ecallmgr would not answer (its
 //! validator crashes the handler) becomes a [`QueryError`], and we stay silent.
 
@@ -6,10 +7,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::kapi::{ReplyAddress, kazoo_bool};
-
-/// Every channel query and reply is in this category (WIRE.md §3.0).
-pub const CATEGORY: &str = "call_event";
+pub use crate::forms::api::Fields;
+pub use crate::kapi::asks::QUERY_CATEGORY as CATEGORY;
+use crate::kapi::{Envelope, EnvelopeError, ReplyAddress, kazoo_bool};
 
 /// Why a request gets no reply. None of these is answered: the APIs have no
 /// error shape, and ecallmgr is silent on each of them.
@@ -22,10 +22,8 @@ pub enum QueryError {
         category: Option<String>,
         name: Option<String>,
     },
-    #[error("no Msg-ID, so no reply could be matched")]
-    MissingMsgId,
-    #[error("no Server-ID, so nowhere to reply")]
-    MissingServerId,
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
     #[error("no {0}")]
     Missing(&'static str),
     #[error("{key} is not {expected}")]
@@ -81,7 +79,7 @@ impl Api {
 
 /// A request that can be answered: where to, under which `Msg-ID`, and what.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Request {
+pub struct QueryRequest {
     pub msg_id: String,
     pub reply_to: ReplyAddress,
     pub query: Query,
@@ -143,27 +141,6 @@ pub enum Users {
     One(String),
     /// `Usernames`; empty matches nothing.
     Many(Vec<String>),
-}
-
-/// `Fields` of `query_channels_req` (WIRE.md §3.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fields {
-    /// Absent: each channel is `{}`.
-    Nothing,
-    /// `"all"`: the whole capitalised channel.
-    All,
-    /// Only these capitalised keys.
-    Only(Vec<String>),
-}
-
-impl Fields {
-    pub fn wants(&self, key: &str) -> bool {
-        match self {
-            Fields::Nothing => false,
-            Fields::All => true,
-            Fields::Only(keys) => keys.iter().any(|k| k == key),
-        }
-    }
 }
 
 /// The keys of a query body we read; everything else is ignored.
@@ -229,17 +206,15 @@ impl Wire {
     }
 
     /// The typed request, checked in the order: API, `Msg-ID`, `Server-ID`, keys.
-    pub fn request(&self) -> Result<Request, QueryError> {
+    pub fn request(&self) -> Result<QueryRequest, QueryError> {
         let Some(api) = self.api() else {
             return Err(QueryError::UnknownApi {
                 category: text_of(&self.category),
                 name: text_of(&self.name),
             });
         };
-        let msg_id = non_empty(self.msg_id.as_ref()).ok_or(QueryError::MissingMsgId)?;
-        let reply_to = non_empty(self.server_id.as_ref())
-            .and_then(|s| ReplyAddress::parse(&s))
-            .ok_or(QueryError::MissingServerId)?;
+        let (msg_id, reply_to) =
+            Envelope::from_keys(self.msg_id.as_ref(), self.server_id.as_ref()).addressed()?;
         let query = match api {
             Api::AccountChannels => Query::Account(self.account_scope()?),
             Api::UserChannels => Query::User(self.user_query()?),
@@ -255,7 +230,7 @@ impl Wire {
             },
             Api::AuthId => Query::AuthId(required(&self.auth_id, "Auth-ID")?),
         };
-        Ok(Request {
+        Ok(QueryRequest {
             msg_id,
             reply_to,
             query,
@@ -298,12 +273,6 @@ fn text_of(v: &Option<Value>) -> Option<String> {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     })
-}
-
-fn non_empty(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 fn string(v: &Option<Value>, key: &'static str) -> Result<Option<String>, QueryError> {
@@ -370,7 +339,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(v: Value) -> Result<Request, QueryError> {
+    fn parse(v: Value) -> Result<QueryRequest, QueryError> {
         Wire::decode(&serde_json::to_vec(&v).unwrap())?.request()
     }
 
@@ -439,12 +408,21 @@ mod tests {
     fn envelope_is_checked_first() {
         let mut v = req("query_account_channels_req", json!({"Account-ID": "a"}));
         v.as_object_mut().unwrap().remove("Msg-ID");
-        assert!(matches!(parse(v.clone()), Err(QueryError::MissingMsgId)));
+        assert!(matches!(
+            parse(v.clone()),
+            Err(QueryError::Envelope(EnvelopeError::NoMsgId))
+        ));
         v["Msg-ID"] = json!("m");
         v.as_object_mut().unwrap().remove("Server-ID");
-        assert!(matches!(parse(v.clone()), Err(QueryError::MissingServerId)));
+        assert!(matches!(
+            parse(v.clone()),
+            Err(QueryError::Envelope(EnvelopeError::NoServerId))
+        ));
         v["Server-ID"] = json!("");
-        assert!(matches!(parse(v.clone()), Err(QueryError::MissingServerId)));
+        assert!(matches!(
+            parse(v.clone()),
+            Err(QueryError::Envelope(EnvelopeError::NoServerId))
+        ));
         v["Event-Category"] = json!("call");
         assert!(matches!(parse(v), Err(QueryError::UnknownApi { .. })));
         assert!(matches!(

@@ -1,4 +1,5 @@
 use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -78,7 +79,7 @@ fn req(action: &str, data: Value) -> Value {
 }
 
 async fn run(konami: &FakeKonami, req: &Value) -> Option<Value> {
-    let out = handle(
+    let out = respond(
         &registry(),
         &identity(),
         konami,
@@ -255,7 +256,7 @@ async fn without_a_reply_address_the_command_is_carried_out_silently() {
     // Not JSON, or JSON but not an object: nothing to answer, nothing done.
     for bad in [&b"not json"[..], b"[1,2]", b"\"hangup\""] {
         assert!(
-            handle(&registry(), &identity(), &konami, bad)
+            respond(&registry(), &identity(), &konami, bad)
                 .await
                 .is_none()
         );
@@ -268,7 +269,7 @@ async fn a_pid_server_id_is_answered_with_deliver_to_pid() {
     let konami = FakeKonami::new(Ok(PublishOutcome::Confirmed));
     let mut r = req("hangup", json!({}));
     r["Server-ID"] = json!("pid://<0.5511.0>/crossbar@kz1-<0.9.0>-aa");
-    let out = handle(
+    let out = respond(
         &registry(),
         &identity(),
         &konami,

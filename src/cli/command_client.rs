@@ -9,9 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
 use crate::bus::{BusClient, Collect};
-
-pub const EXCHANGE: &str = "callctl";
-pub const ROUTING_KEY: &str = "channels.command";
+use crate::kapi::asks;
 
 /// Exit codes: 0 accepted, 1 refused (the answer says why), 2 bad arguments,
 /// 3 no answer (no worker, or the broker is unreachable).
@@ -207,14 +205,7 @@ pub async fn run(url: &str, args: &CommandArgs) -> ExitCode {
     };
     let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
     let sent = client
-        .request(
-            EXCHANGE,
-            ROUTING_KEY,
-            "channels",
-            "command_req",
-            body,
-            Collect::first(timeout),
-        )
+        .ask(asks::command(body), Collect::first(timeout))
         .await;
     client.close().await;
     let reply = match sent {

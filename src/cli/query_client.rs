@@ -7,16 +7,14 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::request::{Api, CATEGORY};
+use super::table::render;
 use crate::bus::{BusClient, BusError, Collect};
 use crate::config::Settings;
-use crate::kapi::encode;
+use crate::kapi::asks::{self, Ask};
 use crate::kapi::time::UNIX_EPOCH_GREGORIAN_SECS;
 
-/// Kazoo's exchange for channel queries (WIRE.md §3.0).
-const CALLEVT: &str = "callevt";
 /// The `App-Name` of our requests (and of our reply queue's name).
 const APP_NAME: &str = "kazoo-channels-query";
 
@@ -57,76 +55,31 @@ pub enum QueryKind {
     Status { call_id: String },
 }
 
-/// One request, ready to publish on `callevt`.
+/// One request, as the Kazoo app that makes it sends it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outbound {
-    pub api: Api,
-    pub routing_key: String,
-    /// The API keys (the envelope is added when sending).
-    pub body: Map<String, Value>,
+    pub ask: Ask,
     /// Crossbar returns on the first valid reply for a single channel.
     pub first_reply_wins: bool,
-}
-
-fn object(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => unreachable!("built from object literals"),
-    }
-}
-
-fn status_req_key(word: &str) -> String {
-    format!("call.status_req.{}", encode(word))
 }
 
 impl QueryKind {
     /// What Kazoo sends for this lookup (WIRE.md §3.1–§3.4).
     pub fn outbound(&self) -> Outbound {
-        let list = |api, routing_key, body| Outbound {
-            api,
-            routing_key,
-            body: object(body),
+        let list = |ask| Outbound {
+            ask,
             first_reply_wins: false,
         };
         match self {
-            QueryKind::Account { account_id } => list(
-                Api::AccountChannels,
-                status_req_key(account_id),
-                json!({"Account-ID": account_id, "Active-Only": false, "Usernames": []}),
-            ),
-            QueryKind::User { realm, usernames } => {
-                // Crossbar sends the sorted, unique SIP usernames; Kazoo's
-                // publisher keys the request on the first of them.
-                let mut names = usernames.clone();
-                names.sort();
-                names.dedup();
-                list(
-                    Api::UserChannels,
-                    status_req_key(&format!("{}:{realm}", names[0])),
-                    json!({"Realm": realm, "Usernames": names, "Active-Only": false}),
-                )
-            }
-            QueryKind::Device { auth_id } => list(
-                Api::UserChannels,
-                status_req_key(""),
-                json!({"Authorizing-IDs": [auth_id], "Active-Only": false}),
-            ),
-            QueryKind::Owner { owner_id } => list(
-                Api::UserChannels,
-                status_req_key(""),
-                json!({"Owner-IDs": [owner_id], "Active-Only": false}),
-            ),
+            QueryKind::Account { account_id } => list(asks::account_channels(account_id)),
+            QueryKind::User { realm, usernames } => list(asks::user_channels(realm, usernames)),
+            QueryKind::Device { auth_id } => list(asks::device_channels(auth_id)),
+            QueryKind::Owner { owner_id } => list(asks::owner_channels(owner_id)),
             QueryKind::Channel { call_id } => Outbound {
-                api: Api::Channels,
-                routing_key: "call.status_req.channels".into(),
-                body: object(json!({"Call-ID": call_id, "Fields": "all", "Active-Only": true})),
+                ask: asks::channel(call_id),
                 first_reply_wins: true,
             },
-            QueryKind::Status { call_id } => list(
-                Api::ChannelStatus,
-                status_req_key(call_id),
-                json!({"Call-ID": call_id}),
-            ),
+            QueryKind::Status { call_id } => list(asks::channel_status(call_id, None)),
         }
     }
 }
@@ -143,20 +96,12 @@ pub async fn request(
     } else {
         expect
     };
-    client
-        .request(
-            CALLEVT,
-            &out.routing_key,
-            CATEGORY,
-            out.api.request_name(),
-            out.body.clone(),
-            Collect {
-                timeout,
-                max_replies,
-                done: None,
-            },
-        )
-        .await
+    let collect = Collect {
+        timeout,
+        max_replies,
+        done: None,
+    };
+    client.ask(out.ask.clone(), collect).await
 }
 
 /// Crossbar's merge: every reply's `Channels`, de-duplicated by `uuid`, the last
@@ -246,28 +191,6 @@ pub fn utc(gregorian_secs: u64) -> String {
     )
 }
 
-/// Left-aligned columns separated by two spaces.
-pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut s = String::new();
-        for (c, w) in cells.zip(&widths) {
-            s.push_str(&format!("{c:<w$}  "));
-        }
-        s.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(&mut headers.iter().copied());
-    for r in rows {
-        out.push_str(&line(&mut r.iter().map(String::as_str)));
-    }
-    out
-}
-
 /// The readable form of the replies to `kind`.
 pub fn table(kind: &QueryKind, replies: &[Value]) -> String {
     let headers: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
@@ -342,7 +265,7 @@ pub async fn main(settings: &Settings, args: &QueryArgs) -> ExitCode {
     if replies.is_empty() {
         eprintln!(
             "kazoo-channels query: no {} within {:.1} s",
-            out.api.reply_name(),
+            out.ask.name.replace("_req", "_resp"),
             timeout.as_secs_f64()
         );
         return ExitCode::FAILURE;
@@ -353,47 +276,22 @@ pub async fn main(settings: &Settings, args: &QueryArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn requests_are_what_kazoo_sends() {
-        let acct = "3a1b2c3d4e5f60718293a4b5c6d7e8f9";
-        let o = QueryKind::Account {
-            account_id: acct.into(),
-        }
-        .outbound();
-        assert_eq!(o.routing_key, format!("call.status_req.{acct}"));
-        assert_eq!(
-            Value::Object(o.body),
-            json!({"Account-ID": acct, "Active-Only": false, "Usernames": []})
-        );
-        let o = QueryKind::User {
-            realm: "account.realm.com".into(),
-            usernames: vec!["user_zu0bf7".into(), "b".into(), "b".into()],
-        }
-        .outbound();
-        assert_eq!(o.routing_key, "call.status_req.b%3Aaccount%2Erealm%2Ecom");
-        assert_eq!(o.body["Usernames"], json!(["b", "user_zu0bf7"]));
-        let o = QueryKind::Device {
-            auth_id: "d".into(),
-        }
-        .outbound();
-        assert_eq!(o.routing_key, "call.status_req.");
-        assert_eq!(o.api, Api::UserChannels);
+    fn lookups_send_what_kazoo_sends() {
         let o = QueryKind::Channel {
             call_id: "a@b.c".into(),
         }
         .outbound();
-        assert_eq!(o.routing_key, "call.status_req.channels");
         assert!(o.first_reply_wins);
-        assert_eq!(
-            Value::Object(o.body),
-            json!({"Call-ID": "a@b.c", "Fields": "all", "Active-Only": true})
-        );
-        let o = QueryKind::Status {
-            call_id: "a@b.c".into(),
+        assert_eq!(o.ask, asks::channel("a@b.c"));
+        let o = QueryKind::Device {
+            auth_id: "d".into(),
         }
         .outbound();
-        assert_eq!(o.routing_key, "call.status_req.a%40b%2Ec");
+        assert!(!o.first_reply_wins);
+        assert_eq!(o.ask, asks::device_channels("d"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::data;
-use crate::kapi::ReplyAddress;
+use crate::kapi::Envelope;
 use crate::kapi::schema::{SchemaError, schemas};
 
 /// Konami's allowed `Action` values (WIRE.md §6.2); `metaflow` is ours on top.
@@ -54,11 +54,11 @@ pub struct Command {
     pub order: Order,
 }
 
-/// The keys that address and correlate the reply, read without validation.
+/// The keys that address, correlate and log the reply, read without
+/// validation so even a bad request can be answered.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Envelope {
-    pub msg_id: Option<String>,
-    pub reply_to: Option<ReplyAddress>,
+pub struct Addressing {
+    pub envelope: Envelope,
     pub call_id: Option<String>,
     pub account_id: Option<String>,
 }
@@ -70,14 +70,13 @@ fn text(req: &Map<String, Value>, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-impl Envelope {
+impl Addressing {
     pub fn read(req: &Value) -> Self {
         let Some(req) = req.as_object() else {
             return Self::default();
         };
         Self {
-            msg_id: text(req, "Msg-ID"),
-            reply_to: text(req, "Server-ID").and_then(|s| ReplyAddress::parse(&s)),
+            envelope: Envelope::read(req),
             call_id: text(req, "Call-ID"),
             account_id: text(req, "Account-ID"),
         }
@@ -214,11 +213,14 @@ mod tests {
 
     #[test]
     fn the_reply_envelope_is_read_from_anything() {
-        let e = Envelope::read(&req("hangup", json!({})));
-        assert_eq!(e.msg_id.as_deref(), Some("m1"));
-        assert_eq!(e.reply_to.unwrap().routing_key, "crossbar@kz1-<0.1.0>-aa");
-        assert_eq!(Envelope::read(&json!([1])), Envelope::default());
-        let e = Envelope::read(&json!({"Msg-ID": 5, "Server-ID": "", "Call-ID": ""}));
-        assert_eq!(e, Envelope::default());
+        let e = Addressing::read(&req("hangup", json!({})));
+        assert_eq!(e.envelope.msg_id.as_deref(), Some("m1"));
+        assert_eq!(
+            e.envelope.reply_to.unwrap().routing_key,
+            "crossbar@kz1-<0.1.0>-aa"
+        );
+        assert_eq!(Addressing::read(&json!([1])), Addressing::default());
+        let e = Addressing::read(&json!({"Msg-ID": 5, "Server-ID": "", "Call-ID": ""}));
+        assert_eq!(e, Addressing::default());
     }
 }

@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::{BusError, BusPublisher, Topology, connect, declare};
-use crate::kapi::message::TARGETED;
+use crate::kapi::asks::Ask;
+use crate::kapi::exchanges::TARGETED;
 use crate::kapi::{Identity, Outgoing, PublishOutcome, new_msg_id};
 
 /// A pool of connections for clients (deadpool recycles broken ones).
@@ -272,6 +273,19 @@ impl BusClient {
         self.waiters.lock().expect("waiters").remove(&msg_id);
         sent?;
         Ok(replies)
+    }
+
+    /// Sends one of [`crate::kapi::asks`] and collects matching replies.
+    pub async fn ask(&self, ask: Ask, collect: Collect) -> Result<Vec<Value>, BusError> {
+        self.request(
+            ask.exchange,
+            &ask.routing_key,
+            ask.category,
+            ask.name,
+            ask.body,
+            collect,
+        )
+        .await
     }
 
     pub async fn close(self) {

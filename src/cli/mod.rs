@@ -1,5 +1,6 @@
 //! The command line: run the worker, inspect configuration and topology,
-//! simulate calls.
+//! ask the bus (query, command, status), simulate calls. Each client in a file
+//! of its own; one table renderer ([`table`]).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,16 +8,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use std::time::Duration;
+mod command_client;
+mod query_client;
+pub mod simulate;
+mod status_client;
+mod table;
 
-use crate::bus::{BusClient, Collect, Topology};
-use crate::cluster;
-use crate::commands::cli::CommandArgs;
+use crate::bus::Topology;
 use crate::config::Settings;
-use crate::kapi::envelope::APP_NAME;
-use crate::queries::{self, client::QueryArgs};
-use crate::simulate::{self, SimulateArgs};
-use crate::{logging, worker};
+use crate::{app, logging};
+use command_client::CommandArgs;
+use query_client::QueryArgs;
+use simulate::SimulateArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,12 +86,14 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => runtime().block_on(run(settings)),
-        Command::Status { timeout, json } => runtime().block_on(status(settings, timeout, json)),
+        Command::Status { timeout, json } => {
+            runtime().block_on(status_client::run(settings, timeout, json))
+        }
         Command::Command(args) => {
             logging::init(&settings.log);
-            runtime().block_on(crate::commands::cli::run(&settings.amqp.url, &args))
+            runtime().block_on(command_client::run(&settings.amqp.url, &args))
         }
-        Command::Query(args) => runtime().block_on(queries::client::main(&settings, &args)),
+        Command::Query(args) => runtime().block_on(query_client::main(&settings, &args)),
         Command::Simulate(mut args) => {
             logging::init(&settings.log);
             args.progress = std::io::stderr().is_terminal();
@@ -126,7 +131,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn run(settings: Settings) -> ExitCode {
     logging::init(&settings.log);
-    let handle = worker::spawn(settings);
+    let handle = app::spawn(settings);
     // The worker never ends on its own (a broker fault only makes it retry).
     wait_for_signal().await;
     tracing::info!("signal received; finishing in-flight requests");
@@ -134,43 +139,6 @@ async fn run(settings: Settings) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-async fn status(settings: Settings, timeout: f64, json: bool) -> ExitCode {
-    let result = async {
-        let client = BusClient::connect(&settings.amqp.url, APP_NAME).await?;
-        let replies = client
-            .request(
-                "callctl",
-                cluster::STATUS_ROUTING_KEY,
-                cluster::status::CATEGORY,
-                cluster::status::REQ,
-                Default::default(),
-                Collect::all(Duration::from_secs_f64(timeout)),
-            )
-            .await;
-        client.close().await;
-        replies
-    }
-    .await;
-    match result {
-        Ok(replies) if replies.is_empty() => {
-            eprintln!("kazoo-channels status: no instance answered");
-            ExitCode::FAILURE
-        }
-        Ok(replies) if json => {
-            println!("{}", serde_json::to_string_pretty(&replies).expect("json"));
-            ExitCode::SUCCESS
-        }
-        Ok(replies) => {
-            print!("{}", cluster::status::table(&replies));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("kazoo-channels status: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::bus::{self, BusError, BusPublisher, Topology};
+use crate::bus::{BusError, Session, Topology};
 use crate::kapi::time::{gregorian_now_secs, unix_now_micros};
 use crate::kapi::{Outgoing, PublishOutcome, encode};
 
@@ -208,12 +208,11 @@ impl SimCall {
 /// Publishes the simulated calls at `rate` and, unless `leave_up`, hangs each up
 /// after `hold_ms`. Returns when every event is confirmed by the broker.
 pub async fn run(url: &str, args: &SimulateArgs) -> Result<SimulateReport, BusError> {
-    let conn = bus::connect(url, "kazoo-channels-simulator").await?;
-    let setup = conn.create_channel().await?;
+    let mut bus = Session::open(url, "kazoo-channels-simulator").await?;
     let mut exchanges = Topology::for_instance("simulator");
     exchanges.queues.clear();
-    bus::declare(&setup, &exchanges).await?;
-    let publisher = BusPublisher::open(&conn).await?;
+    bus.declare(&exchanges).await?;
+    let publisher = bus.publisher(1).await?;
     let accounts: Vec<SimAccount> = (0..args.accounts.max(1)).map(SimAccount::new).collect();
 
     let bar = if args.progress {
@@ -285,6 +284,6 @@ pub async fn run(url: &str, args: &SimulateArgs) -> Result<SimulateReport, BusEr
         bar.inc(1);
     }
     bar.finish();
-    let _ = conn.close(200, "done".into()).await;
+    bus.close().await;
     Ok(report)
 }

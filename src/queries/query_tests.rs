@@ -99,7 +99,7 @@ fn request(name: &str, keys: Value) -> Vec<u8> {
 
 /// The reply's body, after checking its address, `Msg-ID` and schema.
 fn ask_with(reg: &Registry, s: &QuerySettings, name: &str, keys: Value) -> Option<Value> {
-    let a = handle(reg, &identity(), s, &request(name, keys), NOW).unwrap();
+    let a = answer_body(reg, &identity(), s, &request(name, keys), NOW).unwrap();
     let out = a.reply?;
     assert_eq!(out.exchange, "targeted");
     assert_eq!(out.routing_key, "crossbar@kz1-<0.1.0>-q1");
@@ -342,7 +342,8 @@ fn auth_id_query_always_answers() {
 fn unanswerable_requests_are_errors() {
     let reg = registry();
     let s = settings(false);
-    let run = |body: &[u8]| handle(&reg, &identity(), &s, body, NOW).map(|a| a.reply.is_some());
+    let run =
+        |body: &[u8]| answer_body(&reg, &identity(), &s, body, NOW).map(|a| a.reply.is_some());
     assert!(matches!(run(b"nope"), Err(QueryError::Malformed(_))));
     let mut v: Value =
         serde_json::from_slice(&request("query_account_channels_req", json!({}))).unwrap();
@@ -354,7 +355,7 @@ fn unanswerable_requests_are_errors() {
     v.as_object_mut().unwrap().remove("Server-ID");
     assert!(matches!(
         run(&serde_json::to_vec(&v).unwrap()),
-        Err(QueryError::MissingServerId)
+        Err(QueryError::Envelope(crate::kapi::EnvelopeError::NoServerId))
     ));
     let bad = request(
         "query_user_channels_req",
@@ -369,39 +370,34 @@ fn unanswerable_requests_are_errors() {
     ));
 }
 
-#[test]
-fn respond_counts_and_replies() {
-    let reg = std::sync::RwLock::new(registry());
-    let stats = Stats::default();
+#[tokio::test]
+async fn the_handler_says_what_to_count() {
+    let state = State::new(crate::config::Settings::defaults());
+    *state.registry.write().unwrap() = registry();
     let msg = |body| Incoming {
         routing_key: "call.status_req.acct1".into(),
         body,
         redelivered: false,
     };
-    let s = settings(false);
-    let out = respond(
-        &reg,
-        &identity(),
-        &s,
-        &stats,
+    let out = handle(
+        &state,
         &msg(request(
             "query_account_channels_req",
             json!({"Account-ID": "acct1"}),
         )),
     );
-    assert_eq!(out.len(), 1);
-    let out = respond(&reg, &identity(), &s, &stats, &msg(b"{}".to_vec()));
-    assert!(out.is_empty());
-    let out = respond(
-        &reg,
-        &identity(),
-        &s,
-        &stats,
+    assert_eq!((out.publish.len(), out.tally), (1, Tally::QueryAnswered));
+    let out = handle(&state, &msg(b"{}".to_vec()));
+    assert_eq!((out.publish.len(), out.tally), (0, Tally::RequestRejected));
+    let out = handle(
+        &state,
         &msg(request("query_user_channels_req", json!({"Realm": "x"}))),
     );
-    assert!(out.is_empty(), "silence is not an error");
-    assert_eq!(Stats::get(&stats.requests_answered), 1);
-    assert_eq!(Stats::get(&stats.requests_rejected), 1);
+    assert_eq!(
+        (out.publish.len(), out.tally),
+        (0, Tally::Nothing),
+        "silence is not an error"
+    );
 }
 
 #[test]
@@ -411,7 +407,7 @@ fn pid_server_id_gets_deliver_to_pid() {
         serde_json::from_slice(&request("query_auth_id_req", json!({"Auth-ID": "dev-bob"})))
             .unwrap();
     v["Server-ID"] = json!("pid://<0.5511.0>/ecallmgr@kz1-<0.900.0>-7e6d5c4b");
-    let a = handle(
+    let a = answer_body(
         &reg,
         &identity(),
         &settings(false),

@@ -1,0 +1,14 @@
+//! The running whapp: [`state`] (what the handlers share), [`routes`] (which
+//! queue feeds which handler, and what is counted), [`supervisor`] (connect,
+//! back off, live a session) and [`housekeeping`] (the periodic work).
+//! Depends on every domain module; none of them depends on it but for
+//! [`state`], which sits below them.
+
+pub mod housekeeping;
+pub mod routes;
+pub mod state;
+pub mod supervisor;
+
+pub use routes::COMMANDS_AT_ONCE;
+pub use state::{Outcome, State};
+pub use supervisor::{BusStatus, WorkerHandle, spawn};

@@ -1,0 +1,69 @@
+//! A worker's bus session: one connection, opened, declared, consumed and
+//! closed in that order. The supervisor sees only this type; the connection
+//! never leaves `bus/`.
+
+use std::future::Future;
+
+use lapin::Connection;
+use tokio_util::sync::CancellationToken;
+
+use super::consume::{Consume, Handler, ServeEnd, consumer};
+use super::{BusError, BusPublisher, Topology, close_channel, close_connection, connect};
+
+pub struct Session {
+    conn: Connection,
+    /// Publishers opened on this session, closed with it.
+    publishers: Vec<BusPublisher>,
+}
+
+impl Session {
+    /// Connects under `connection_name` (shown by `rabbitmqctl list_connections`).
+    pub async fn open(url: &str, connection_name: &str) -> Result<Self, BusError> {
+        Ok(Self {
+            conn: connect(url, connection_name).await?,
+            publishers: Vec::new(),
+        })
+    }
+
+    /// Whether a queue exists, asked on a throwaway channel (a passive declare
+    /// of a missing queue closes the channel it was made on).
+    pub async fn queue_exists(&self, name: &str) -> Result<bool, BusError> {
+        super::queue_exists(&self.conn, name).await
+    }
+
+    /// Declares every exchange, queue and binding of `topology`.
+    pub async fn declare(&self, topology: &Topology) -> Result<(), BusError> {
+        let setup = self.conn.create_channel().await?;
+        let declared = super::declare(&setup, topology).await;
+        close_channel(&setup).await;
+        declared
+    }
+
+    /// A publisher on this session with `mandatory_channels` channels for
+    /// `mandatory` messages (see [`BusPublisher::open_with`]).
+    pub async fn publisher(&mut self, mandatory_channels: usize) -> Result<BusPublisher, BusError> {
+        let p = BusPublisher::open_with(&self.conn, mandatory_channels).await?;
+        self.publishers.push(p.clone());
+        Ok(p)
+    }
+
+    /// A consumer of one queue on a channel of its own, ready to be spawned.
+    pub async fn consumer(
+        &self,
+        consume: Consume,
+        publisher: BusPublisher,
+        handler: Handler,
+        shutdown: CancellationToken,
+    ) -> Result<impl Future<Output = Result<ServeEnd, BusError>> + Send + 'static, BusError> {
+        consumer(&self.conn, consume, publisher, handler, shutdown).await
+    }
+
+    /// Ends the session: its consumers closed their channels; the publishers'
+    /// channels go before the connection.
+    pub async fn close(self) {
+        for p in &self.publishers {
+            p.close().await;
+        }
+        close_connection(&self.conn).await;
+    }
+}

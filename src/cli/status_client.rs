@@ -1,0 +1,93 @@
+//! `kazoo-channels status`: every running instance answers a
+//! `channels`/`status_req`; one row each.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::table::render;
+use crate::bus::{BusClient, Collect};
+use crate::config::Settings;
+use crate::kapi::asks;
+use crate::kapi::envelope::APP_NAME;
+
+pub async fn run(settings: Settings, timeout: f64, json: bool) -> ExitCode {
+    let result = async {
+        let client = BusClient::connect(&settings.amqp.url, APP_NAME).await?;
+        let replies = client
+            .ask(
+                asks::status(),
+                Collect::all(Duration::from_secs_f64(timeout)),
+            )
+            .await;
+        client.close().await;
+        replies
+    }
+    .await;
+    match result {
+        Ok(replies) if replies.is_empty() => {
+            eprintln!("kazoo-channels status: no instance answered");
+            ExitCode::FAILURE
+        }
+        Ok(replies) if json => {
+            println!("{}", serde_json::to_string_pretty(&replies).expect("json"));
+            ExitCode::SUCCESS
+        }
+        Ok(replies) => {
+            print!("{}", table(&replies));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kazoo-channels status: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One row per instance, sorted by node, for `kazoo-channels status`.
+pub fn table(replies: &[Value]) -> String {
+    let mut rows: Vec<&Value> = replies.iter().collect();
+    rows.sort_by_key(|r| r["Node"].as_str().unwrap_or_default().to_owned());
+    let cols = [
+        ("NODE", "Node"),
+        ("STATE", "State"),
+        ("CHANNELS", "Channels"),
+        ("UPTIME_S", "Uptime-Seconds"),
+        ("EVENTS", "Events-Applied"),
+        ("REJECTED", "Events-Rejected"),
+        ("ANSWERED", "Requests-Answered"),
+        ("RECONNECTS", "Reconnects"),
+        ("WARMED_FROM", "Warmed-From"),
+    ];
+    let cell = |r: &Value, key: &str| match &r[key] {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        v => v.to_string(),
+    };
+    let headers: Vec<&str> = cols.iter().map(|(h, _)| *h).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cols.iter().map(|(_, k)| cell(r, k)).collect())
+        .collect();
+    render(&headers, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn table_has_a_row_per_instance() {
+        let t = table(&[
+            json!({"Node": "b@h", "State": "warm", "Channels": 2}),
+            json!({"Node": "a@h", "State": "warming", "Channels": 0}),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("NODE"));
+        assert!(lines[1].starts_with("a@h") && lines[1].contains("warming"));
+        assert!(lines[2].starts_with("b@h"));
+    }
+}

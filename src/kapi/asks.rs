@@ -1,0 +1,198 @@
+//! The requests we send on the bus, each built in one place: the CLI's
+//! queries, commands and status, and the worker's own warm-up and reconcile
+//! requests. The envelope (`Msg-ID`, `Server-ID`, identity) is added by the
+//! requester when it sends one.
+
+use serde_json::{Map, Value, json};
+
+use super::encode;
+use super::exchanges::{CALLCTL, CALLEVT};
+
+/// Kazoo 4.3/5.0 channel queries are all in this category (WIRE.md §3.0).
+pub const QUERY_CATEGORY: &str = "call_event";
+/// Our own requests' category (DESIGN.md, bus contract).
+pub const CHANNELS_CATEGORY: &str = "channels";
+
+/// `callctl` routing keys of our own requests.
+pub const COMMAND_ROUTING_KEY: &str = "channels.command";
+pub const SNAPSHOT_ROUTING_KEY: &str = "channels.snapshot";
+pub const STATUS_ROUTING_KEY: &str = "channels.status";
+
+/// One request, ready to be stamped and published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ask {
+    pub exchange: &'static str,
+    pub routing_key: String,
+    pub category: &'static str,
+    pub name: &'static str,
+    /// The API's keys.
+    pub body: Map<String, Value>,
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("built from object literals"),
+    }
+}
+
+/// `call.status_req.<word>`, the key ecallmgr's query queue binds (WIRE.md §3.0).
+fn status_req_key(word: &str) -> String {
+    format!("call.status_req.{}", encode(word))
+}
+
+fn query(name: &'static str, routing_key: String, body: Value) -> Ask {
+    Ask {
+        exchange: CALLEVT,
+        routing_key,
+        category: QUERY_CATEGORY,
+        name,
+        body: object(body),
+    }
+}
+
+fn ours(routing_key: &str, name: &'static str, body: Map<String, Value>) -> Ask {
+    Ask {
+        exchange: CALLCTL,
+        routing_key: routing_key.to_owned(),
+        category: CHANNELS_CATEGORY,
+        name,
+        body,
+    }
+}
+
+/// What `GET /v2/accounts/{ACCOUNT_ID}/channels` sends.
+pub fn account_channels(account_id: &str) -> Ask {
+    query(
+        "query_account_channels_req",
+        status_req_key(account_id),
+        json!({"Account-ID": account_id, "Active-Only": false, "Usernames": []}),
+    )
+}
+
+/// What `GET /v2/accounts/{A}/users/{U}/channels` sends: the sorted, unique
+/// SIP usernames, keyed on the first of them as Kazoo's publisher keys it.
+pub fn user_channels(realm: &str, usernames: &[String]) -> Ask {
+    let mut names = usernames.to_vec();
+    names.sort();
+    names.dedup();
+    let first = names.first().map(String::as_str).unwrap_or_default();
+    query(
+        "query_user_channels_req",
+        status_req_key(&format!("{first}:{realm}")),
+        json!({"Realm": realm, "Usernames": names, "Active-Only": false}),
+    )
+}
+
+/// The channels a device authorized, as group pickup asks.
+pub fn device_channels(auth_id: &str) -> Ask {
+    query(
+        "query_user_channels_req",
+        status_req_key(""),
+        json!({"Authorizing-IDs": [auth_id], "Active-Only": false}),
+    )
+}
+
+/// The channels of a user by owner id (`Owner-IDs`, our extension).
+pub fn owner_channels(owner_id: &str) -> Ask {
+    query(
+        "query_user_channels_req",
+        status_req_key(""),
+        json!({"Owner-IDs": [owner_id], "Active-Only": false}),
+    )
+}
+
+/// What `GET /v2/accounts/{A}/channels/{CALL_ID}` sends.
+pub fn channel(call_id: &str) -> Ask {
+    query(
+        "query_channels_req",
+        "call.status_req.channels".into(),
+        json!({"Call-ID": call_id, "Fields": "all", "Active-Only": true}),
+    )
+}
+
+/// Every channel in the capitalised form: what seeding from ecallmgr asks.
+pub fn all_channels() -> Ask {
+    query(
+        "query_channels_req",
+        "call.status_req.channels".into(),
+        json!({"Fields": "all", "Active-Only": false}),
+    )
+}
+
+/// Whether a call is up, as callflow asks (`Active-Only` absent), or as the
+/// reconcile asks every ecallmgr (`Active-Only: false`, so each one answers).
+pub fn channel_status(call_id: &str, active_only: Option<bool>) -> Ask {
+    let mut ask = query(
+        "channel_status_req",
+        status_req_key(call_id),
+        json!({"Call-ID": call_id}),
+    );
+    if let Some(a) = active_only {
+        ask.body.insert("Active-Only".into(), json!(a));
+    }
+    ask
+}
+
+/// A channel command (DESIGN.md, "Channel command"), its keys given.
+pub fn command(body: Map<String, Value>) -> Ask {
+    ours(COMMAND_ROUTING_KEY, "command_req", body)
+}
+
+/// A starting instance's request for a peer's registry.
+pub fn snapshot() -> Ask {
+    ours(SNAPSHOT_ROUTING_KEY, "snapshot_req", Map::new())
+}
+
+/// Every instance's status.
+pub fn status() -> Ask {
+    ours(STATUS_ROUTING_KEY, "status_req", Map::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_what_kazoo_sends() {
+        let acct = "3a1b2c3d4e5f60718293a4b5c6d7e8f9";
+        let o = account_channels(acct);
+        assert_eq!(o.routing_key, format!("call.status_req.{acct}"));
+        assert_eq!(
+            Value::Object(o.body),
+            json!({"Account-ID": acct, "Active-Only": false, "Usernames": []})
+        );
+        let o = user_channels(
+            "account.realm.com",
+            &["user_zu0bf7".into(), "b".into(), "b".into()],
+        );
+        assert_eq!(o.routing_key, "call.status_req.b%3Aaccount%2Erealm%2Ecom");
+        assert_eq!(o.body["Usernames"], json!(["b", "user_zu0bf7"]));
+        let o = device_channels("d");
+        assert_eq!(o.routing_key, "call.status_req.");
+        assert_eq!(o.name, "query_user_channels_req");
+        let o = channel("a@b.c");
+        assert_eq!(o.routing_key, "call.status_req.channels");
+        assert_eq!(
+            Value::Object(o.body),
+            json!({"Call-ID": "a@b.c", "Fields": "all", "Active-Only": true})
+        );
+        let o = channel_status("a@b.c", None);
+        assert_eq!(o.routing_key, "call.status_req.a%40b%2Ec");
+        assert_eq!(Value::Object(o.body), json!({"Call-ID": "a@b.c"}));
+        let o = channel_status("a@b.c", Some(false));
+        assert_eq!(o.body["Active-Only"], json!(false));
+    }
+
+    #[test]
+    fn our_requests_go_to_callctl() {
+        for (a, rk) in [
+            (status(), STATUS_ROUTING_KEY),
+            (snapshot(), SNAPSHOT_ROUTING_KEY),
+            (command(Map::new()), COMMAND_ROUTING_KEY),
+        ] {
+            assert_eq!((a.exchange, a.category), (CALLCTL, CHANNELS_CATEGORY));
+            assert_eq!(a.routing_key, rk);
+        }
+    }
+}
