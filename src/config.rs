@@ -161,7 +161,7 @@ impl Settings {
         if !(self.amqp.url.starts_with("amqp://") || self.amqp.url.starts_with("amqps://")) {
             return invalid("amqp.url", "must start with amqp:// or amqps://");
         }
-        if self.amqp.url.parse::<lapin::uri::AMQPUri>().is_err() {
+        if !crate::bus::is_amqp_uri(&self.amqp.url) {
             return invalid("amqp.url", "is not a valid AMQP URI");
         }
         if self.amqp.prefetch == 0 {

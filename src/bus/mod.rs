@@ -56,6 +56,12 @@ pub async fn close_connection(conn: &Connection) {
     }
 }
 
+/// Whether `url` is an AMQP URI lapin can connect to (checked at start-up,
+/// so a typo is a configuration error, not a reconnect loop).
+pub fn is_amqp_uri(url: &str) -> bool {
+    url.parse::<lapin::uri::AMQPUri>().is_ok()
+}
+
 /// Opens one connection. No lapin auto-recovery: the worker supervises whole
 /// sessions itself, so a lost queue or a broker restart is handled the same way.
 pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, BusError> {

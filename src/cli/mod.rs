@@ -1,6 +1,6 @@
 //! The command line: run the worker, inspect configuration and topology,
 //! ask the bus (query, command, status), simulate calls. Each client in a file
-//! of its own; one table renderer ([`table`]).
+//! of its own; one table renderer ([`render`]).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand};
 
 mod command_client;
 mod query_client;
+mod render;
 pub mod simulate;
 mod status_client;
-mod table;
 
 use crate::bus::Topology;
 use crate::config::Settings;

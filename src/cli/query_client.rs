@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::table::render;
+use super::render::render;
 use crate::bus::{BusClient, BusError, Collect};
 use crate::config::Settings;
 use crate::kapi::asks::{self, Ask};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::table::render;
+use super::render::render;
 use crate::bus::{BusClient, Collect};
 use crate::config::Settings;
 use crate::kapi::asks;

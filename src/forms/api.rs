@@ -2,6 +2,9 @@
 //! keys of `channel_status_resp` (§3.4), and the capitalised object read back
 //! into a channel (what seeding from ecallmgr reads). Written straight from
 //! the registry's [`Channel`] into the reply buffer; unknown values are omitted.
+//!
+//! Over 400 lines as one job: one form, written and read back, its key list
+//! half of the file.
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -1,5 +1,8 @@
 //! Call events from the `callevt` exchange, decoded leniently from both the
 //! Kazoo 4.3 and 5.0 shapes (WIRE.md §5).
+//!
+//! Over 400 lines as one job: one message type, its some thirty keys each with
+//! its lenient reader, and the custom-variable readers the registry uses.
 
 use std::borrow::Cow;
 

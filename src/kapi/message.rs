@@ -6,8 +6,38 @@ use std::future::Future;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::envelope::ReplyAddress;
 use super::exchanges::TARGETED;
+
+/// Where a reply goes on the `targeted` exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyAddress {
+    pub routing_key: String,
+    /// Kazoo 5.0 `pid://PID/QUEUE` addresses: the AMQP header `Deliver-To-PID`.
+    pub deliver_to_pid: Option<String>,
+}
+
+impl ReplyAddress {
+    /// Splits a `Server-ID`. Plain queue names are used verbatim (never escaped); a
+    /// `pid://` address splits at its last `/`, as `kz_amqp_util` does.
+    pub fn parse(server_id: &str) -> Option<Self> {
+        if server_id.is_empty() {
+            return None;
+        }
+        if let Some(rest) = server_id.strip_prefix("pid://")
+            && let Some((pid, queue)) = rest.rsplit_once('/')
+            && !queue.is_empty()
+        {
+            return Some(Self {
+                routing_key: queue.to_owned(),
+                deliver_to_pid: Some(pid.to_owned()),
+            });
+        }
+        Some(Self {
+            routing_key: server_id.to_owned(),
+            deliver_to_pid: None,
+        })
+    }
+}
 
 /// A delivery from one of our queues.
 #[derive(Debug, Clone)]
@@ -97,4 +127,28 @@ pub trait Publish: Send + Sync {
         &self,
         msg: Outgoing,
     ) -> impl Future<Output = Result<PublishOutcome, PublishError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_server_id_is_verbatim() {
+        let a = ReplyAddress::parse("crossbar@kz1.example.com-<0.31337.0>-6c1f0a2e").unwrap();
+        assert_eq!(
+            a.routing_key,
+            "crossbar@kz1.example.com-<0.31337.0>-6c1f0a2e"
+        );
+        assert_eq!(a.deliver_to_pid, None);
+    }
+
+    #[test]
+    fn pid_address_splits_at_last_slash() {
+        let a = ReplyAddress::parse("pid://<0.5511.0>/ecallmgr@kz1.example.com-<0.900.0>-7e6d5c4b")
+            .unwrap();
+        assert_eq!(a.routing_key, "ecallmgr@kz1.example.com-<0.900.0>-7e6d5c4b");
+        assert_eq!(a.deliver_to_pid.as_deref(), Some("<0.5511.0>"));
+        assert!(ReplyAddress::parse("").is_none());
+    }
 }

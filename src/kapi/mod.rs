@@ -14,9 +14,7 @@ pub mod message;
 pub mod schema;
 pub mod time;
 
-pub use envelope::{
-    Envelope, EnvelopeError, Identity, ReplyAddress, Request, kazoo_bool, new_msg_id,
-};
+pub use envelope::{Envelope, EnvelopeError, Identity, Request, kazoo_bool, new_msg_id};
 pub use escape::encode;
 pub use event::{CallEvent, EventError, EventKind};
-pub use message::{Incoming, Outgoing, Publish, PublishError, PublishOutcome};
+pub use message::{Incoming, Outgoing, Publish, PublishError, PublishOutcome, ReplyAddress};

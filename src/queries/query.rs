@@ -2,6 +2,9 @@
 //! read by `kapi::Envelope`, as every request's is. Types are checked
 //! as Kazoo's validators check them: a request ecallmgr would not answer (its
 //! validator crashes the handler) becomes a [`QueryError`], and we stay silent.
+//!
+//! Over 400 lines as one job: the five APIs' requests and the tests of each
+//! one's type rules.
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -1,4 +1,7 @@
 //! The channel record: every field of ecallmgr's channel object (WIRE.md §4.1).
+//!
+//! Over 400 lines as one job: the channel, built from and refreshed by events,
+//! and its record form (snapshots, seeding) converted both ways.
 
 use std::borrow::Cow;
 
