@@ -212,7 +212,7 @@ pub async fn run(url: &str, args: &SimulateArgs) -> Result<SimulateReport, BusEr
     let mut exchanges = Topology::for_instance("simulator");
     exchanges.queues.clear();
     bus.declare(&exchanges).await?;
-    let publisher = bus.publisher(1).await?;
+    let publisher = bus.publisher(1, Box::new(|| {})).await?;
     let accounts: Vec<SimAccount> = (0..args.accounts.max(1)).map(SimAccount::new).collect();
 
     let bar = if args.progress {

@@ -150,20 +150,23 @@ pub const NO_NODE: &str = "no node found with channel";
 
 /// The keys of `channel_status_resp` besides the envelope (§3.4).
 #[derive(Debug, Clone, Copy)]
-pub enum Status<'a> {
-    Active(&'a Channel),
+pub enum Status<'a, C = &'a Channel> {
+    Active(C),
     /// Unknown call: its id.
     Terminated(&'a str),
 }
 
-impl Status<'_> {
+impl<C> Status<'_, C> {
     pub fn is_active(&self) -> bool {
         matches!(self, Status::Active(_))
     }
+}
 
+impl<C: std::borrow::Borrow<Channel>> Status<'_, C> {
     pub fn write(&self, o: &mut Obj<'_>) {
-        match *self {
+        match self {
             Status::Active(ch) => {
+                let ch = ch.borrow();
                 // ecallmgr takes the host from the node name (`freeswitch@HOST`).
                 let host = ch
                     .switch_nodename()

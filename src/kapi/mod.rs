@@ -4,6 +4,7 @@
 //! [`Incoming`] and [`Outgoing`], published through the [`Publish`] capability.
 
 pub mod asks;
+pub mod compress;
 pub mod envelope;
 pub mod escape;
 pub mod event;
