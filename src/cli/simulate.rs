@@ -189,12 +189,17 @@ impl SimCall {
         Outgoing::json("callevt", format!("call.{name}.{}", encode(id)), &body)
     }
 
-    /// CREATE both legs, ANSWER both, BRIDGE both: the call is up.
-    pub fn setup_events(&self) -> Vec<Outgoing> {
-        ["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE"]
+    /// These events, each for both legs, in this order.
+    pub fn events(&self, names: &[&str]) -> Vec<Outgoing> {
+        names
             .iter()
             .flat_map(|n| [self.event(true, n), self.event(false, n)])
             .collect()
+    }
+
+    /// CREATE both legs, ANSWER both, BRIDGE both: the call is up.
+    pub fn setup_events(&self) -> Vec<Outgoing> {
+        self.events(&["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE"])
     }
 
     pub fn teardown_events(&self) -> Vec<Outgoing> {
