@@ -653,12 +653,16 @@ async fn a_blocked_broker_gets_no_late_answers() {
 
     ctl(KC3, &["set_vm_memory_high_watermark", "0.000001"]);
     let blocked = eventually(Duration::from_secs(10), || w.brokers()[0].blocked).await;
-    // While blocked, the requester's own publish waits too: it gives up after
-    // Crossbar's 2 s, and nothing may answer it later.
-    let during = tokio::time::timeout(Duration::from_secs(2), account_channels(&client, &account)).await;
+    let answered = Stats::get(&w.shared.stats.requests_answered);
+    // While blocked, a requester's own publish waits too (its request reaches
+    // the queue only once unblocked, fresh); it gives up after Crossbar's 2 s.
+    let asker = vh.client(KC3, "crossbar").await;
+    let during = tokio::time::timeout(Duration::from_secs(2), account_channels(&asker, &account)).await;
+    let answered_while_blocked = Stats::get(&w.shared.stats.requests_answered) - answered;
     ctl(KC3, &["set_vm_memory_high_watermark", "0.4"]);
     assert!(blocked, "the worker saw connection.blocked");
     assert!(!matches!(during, Ok(Some(_))), "nothing answered while blocked");
+    assert_eq!(answered_while_blocked, 0, "no request taken while blocked");
     assert!(
         eventually(Duration::from_secs(10), || !w.brokers()[0].blocked).await,
         "unblocked"
@@ -673,5 +677,6 @@ async fn a_blocked_broker_gets_no_late_answers() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(client.stray_replies(), 0, "no answer came after its requester gave up");
     client.close().await;
+    drop(asker);
     w.shutdown().await;
 }
