@@ -117,7 +117,7 @@ pub fn spawn(settings: Settings) -> WorkerHandle {
 type StatusTx = Arc<watch::Sender<BusStatus>>;
 
 /// How often, while on a less preferred broker, the preferred ones are tried.
-const RECLAIM_EVERY: Duration = Duration::from_secs(2);
+const RECLAIM_EVERY: Duration = Duration::from_secs(1);
 
 /// A session that lived this long was healthy: the next retry starts fast.
 const HEALTHY: Duration = Duration::from_secs(5);
@@ -191,7 +191,9 @@ async fn failover(state: &Arc<State>, status: &StatusTx, shutdown: &Cancellation
         tokio::pin!(live);
         let moved = tokio::select! {
             result = &mut live => {
-                ended(state, i, &result);
+                if !shutdown.is_cancelled() {
+                    ended(state, i, &result);
+                }
                 None
             }
             back = reclaim(state, i) => Some(back),
