@@ -370,7 +370,10 @@ mod tests {
     #[test]
     fn defaults_run_against_a_local_broker() {
         let s = Settings::defaults();
-        assert_eq!(s.amqp.url.as_slice(), ["amqp://guest:guest@127.0.0.1:5672/%2f"]);
+        assert_eq!(
+            s.amqp.url.as_slice(),
+            ["amqp://guest:guest@127.0.0.1:5672/%2f"]
+        );
         assert_eq!(s.amqp.brokers, BrokerMode::Failover);
         assert_eq!(s.amqp.heartbeat_secs, 10);
         assert!(s.amqp.tls.verify_peer);
@@ -433,10 +436,25 @@ mod tests {
         .unwrap();
         let s = Settings::load_with(Some(&path), Some(config::Map::new())).unwrap();
         assert_eq!(s.amqp.brokers, BrokerMode::All);
-        let order: Vec<String> = s.brokers().unwrap().iter().map(|b| b.shown().to_owned()).collect();
-        assert_eq!(order, ["amqp://k:***@rabbit1:5672/kz", "amqp://k:***@rabbit3:5672/kz"]);
+        let order: Vec<String> = s
+            .brokers()
+            .unwrap()
+            .iter()
+            .map(|b| b.shown().to_owned())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "amqp://k:***@rabbit1:5672/kz",
+                "amqp://k:***@rabbit3:5672/kz"
+            ]
+        );
         let shown = s.to_redacted_toml();
-        assert!(shown.contains("amqp://k:***@rabbit3:5672/kz") && shown.contains("amqp://k:***@rabbit1:5672/kz"), "{shown}");
+        assert!(
+            shown.contains("amqp://k:***@rabbit3:5672/kz")
+                && shown.contains("amqp://k:***@rabbit1:5672/kz"),
+            "{shown}"
+        );
         assert!(!shown.contains("pw1") && !shown.contains("pw3"), "{shown}");
 
         // A malformed one is refused, named, its password hidden.
@@ -445,8 +463,13 @@ mod tests {
             "[amqp]\nurl = [\"amqp://k:pw1@rabbit1/kz\", \"amqp://k:pw2@rabbit2:port/kz\"]\n",
         )
         .unwrap();
-        let e = Settings::load_with(Some(&path), Some(config::Map::new())).unwrap_err().to_string();
-        assert!(e.contains("amqp.url") && e.contains("amqp://k:***@rabbit2:port/kz"), "{e}");
+        let e = Settings::load_with(Some(&path), Some(config::Map::new()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("amqp.url") && e.contains("amqp://k:***@rabbit2:port/kz"),
+            "{e}"
+        );
         assert!(!e.contains("pw2"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -458,12 +481,19 @@ mod tests {
                 "KAZOO_CHANNELS__AMQP__URL".to_owned(),
                 "amqp://a:1@b/x, amqps://a:2@a/x?verify=verify_none".to_owned(),
             ),
-            ("KAZOO_CHANNELS__AMQP__HEARTBEAT_SECS".to_owned(), "5".to_owned()),
+            (
+                "KAZOO_CHANNELS__AMQP__HEARTBEAT_SECS".to_owned(),
+                "5".to_owned(),
+            ),
         ]);
         let s = Settings::load_with(None, Some(env)).unwrap();
         assert_eq!(s.amqp.url.as_slice().len(), 2);
         let brokers = s.brokers().unwrap();
-        assert_eq!(brokers[0].shown(), "amqp://a:***@b/x", "amqp:// sorts before amqps://");
+        assert_eq!(
+            brokers[0].shown(),
+            "amqp://a:***@b/x",
+            "amqp:// sorts before amqps://"
+        );
         assert!(brokers[1].is_tls());
         assert_eq!(brokers[1].heartbeat_secs(), 5);
         assert_eq!(s.amqp.url.primary(), "amqp://a:1@b/x");

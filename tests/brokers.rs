@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use common::{a_leg_event, event_msg, eventually, hex_id};
+use kazoo_channels::app::{self as worker, BusStatus, WorkerHandle};
 use kazoo_channels::bus::{BusClient, Collect};
 use kazoo_channels::config::{BrokerMode, Settings};
 use kazoo_channels::kapi::encode;
 use kazoo_channels::stats::Stats;
-use kazoo_channels::app::{self as worker, BusStatus, WorkerHandle};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,7 +42,8 @@ const KC3: Node = Node {
 const TLS_PORT: u16 = 5691;
 /// Where `scripts/brokers` keeps the test CA and certificates.
 fn tls_dir() -> String {
-    let dir = std::env::var("KC_BROKERS_DIR").unwrap_or_else(|_| "/tmp/kazoo-channels-brokers".into());
+    let dir =
+        std::env::var("KC_BROKERS_DIR").unwrap_or_else(|_| "/tmp/kazoo-channels-brokers".into());
     format!("{dir}/tls")
 }
 
@@ -96,7 +97,10 @@ impl Vhosts {
         let name = format!("kc-brokers-{test}-{}", &hex_id()[..8]);
         for n in nodes {
             ctl(*n, &["add_vhost", &name]);
-            ctl(*n, &["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+            ctl(
+                *n,
+                &["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"],
+            );
         }
         Self {
             name,
@@ -142,7 +146,10 @@ impl Drop for Vhosts {
 
 async fn started(settings: Settings) -> WorkerHandle {
     let w = worker::spawn(settings);
-    assert!(w.wait_warm(Duration::from_secs(30)).await, "worker did not warm up");
+    assert!(
+        w.wait_warm(Duration::from_secs(30)).await,
+        "worker did not warm up"
+    );
     w
 }
 
@@ -188,10 +195,7 @@ async fn account_channels(client: &BusClient, account: &str) -> Option<usize> {
 
 /// The broker (redacted URL) the worker's session is on, if any.
 fn on(w: &WorkerHandle) -> Option<String> {
-    w.brokers()
-        .into_iter()
-        .find(|b| b.connected)
-        .map(|b| b.url)
+    w.brokers().into_iter().find(|b| b.connected).map(|b| b.url)
 }
 
 fn shown(url: &str) -> String {
@@ -262,7 +266,8 @@ impl Load {
                 let (rec, clients, account) = (rec.clone(), clients.clone(), account.clone());
                 inflight.spawn(async move {
                     let sent = Instant::now();
-                    let keys = json!({"Account-ID": account, "Active-Only": false, "Usernames": []});
+                    let keys =
+                        json!({"Account-ID": account, "Active-Only": false, "Usernames": []});
                     let result = client
                         .request(
                             "callevt",
@@ -274,7 +279,9 @@ impl Load {
                         )
                         .await;
                     let channels = match result {
-                        Ok(r) => r.first().map(|r| r["Channels"].as_array().map_or(0, Vec::len)),
+                        Ok(r) => r
+                            .first()
+                            .map(|r| r["Channels"].as_array().map_or(0, Vec::len)),
                         Err(_) => {
                             // Its broker went away: drop it until it can be reached again.
                             clients.lock().unwrap()[broker] = None;
@@ -332,7 +339,10 @@ fn check_answers(asked: &[Asked], want: usize) {
     for a in asked {
         if let Some(n) = a.channels {
             assert_eq!(n, want, "an incomplete answer: {a:?}");
-            assert!(a.took <= Duration::from_secs(2), "an answer past the deadline: {a:?}");
+            assert!(
+                a.took <= Duration::from_secs(2),
+                "an answer past the deadline: {a:?}"
+            );
         }
     }
 }
@@ -343,12 +353,7 @@ async fn failover_follows_kazoos_primary_and_comes_back() {
     let vh = Vhosts::new("failover", &nodes);
     let urls: Vec<String> = nodes.iter().map(|n| vh.url(*n)).collect();
     // Listed out of order: the primary is the alphabetically smallest, kc1.
-    let w = started(vh.settings(vec![
-        urls[2].clone(),
-        urls[0].clone(),
-        urls[1].clone(),
-    ]))
-    .await;
+    let w = started(vh.settings(vec![urls[2].clone(), urls[0].clone(), urls[1].clone()])).await;
     assert_eq!(on(&w), Some(shown(&urls[0])), "kc1 is Kazoo's primary");
     let account = hex_id();
     calls_on(&vh, KC1, &account, 3).await;
@@ -364,9 +369,18 @@ async fn failover_follows_kazoos_primary_and_comes_back() {
         eventually(Duration::from_secs(10), || on(&w) == Some(shown(&urls[1]))).await,
         "not on kc2 within 10 s"
     );
-    eprintln!("kc1 stopped: the worker on kc2 after {:?}", stopped.elapsed());
+    eprintln!(
+        "kc1 stopped: the worker on kc2 after {:?}",
+        stopped.elapsed()
+    );
     assert!(
-        eventually(Duration::from_secs(10), || answered_on(&load.asked(), stopped, 1).is_some()).await,
+        eventually(Duration::from_secs(10), || answered_on(
+            &load.asked(),
+            stopped,
+            1
+        )
+        .is_some())
+        .await,
         "no answer from kc2 within 10 s of the stop"
     );
     let asked = load.asked();
@@ -387,7 +401,13 @@ async fn failover_follows_kazoos_primary_and_comes_back() {
     );
     eprintln!("kc1 back: the worker moved back after {:?}", back.elapsed());
     assert!(
-        eventually(Duration::from_secs(10), || answered_on(&load.asked(), back, 0).is_some()).await,
+        eventually(Duration::from_secs(10), || answered_on(
+            &load.asked(),
+            back,
+            0
+        )
+        .is_some())
+        .await,
         "no answer from kc1 after the move back: {:?}",
         since(&load.asked(), back)
     );
@@ -402,7 +422,13 @@ async fn failover_follows_kazoos_primary_and_comes_back() {
     );
     eprintln!("kc1 killed: the worker on kc2 after {:?}", killed.elapsed());
     assert!(
-        eventually(Duration::from_secs(10), || answered_on(&load.asked(), killed, 1).is_some()).await,
+        eventually(Duration::from_secs(10), || answered_on(
+            &load.asked(),
+            killed,
+            1
+        )
+        .is_some())
+        .await,
         "no answer from kc2 within 10 s of the kill"
     );
     // A killed node keeps its definitions (the vhost) on disk.
@@ -414,14 +440,21 @@ async fn failover_follows_kazoos_primary_and_comes_back() {
 
     let (asked, stray) = load.finish().await;
     check_answers(&asked, 3);
-    assert_eq!(stray, 0, "no reply came twice or after its requester gave up");
+    assert_eq!(
+        stray, 0,
+        "no reply came twice or after its requester gave up"
+    );
     let answered = asked.iter().filter(|a| a.channels.is_some()).count();
     eprintln!(
         "{} queries under load, {answered} answered (each complete, none late), {} unanswered while brokers went and came",
         asked.len(),
         asked.len() - answered
     );
-    assert_eq!(w.registry().len(), 3, "the registry was kept across every move");
+    assert_eq!(
+        w.registry().len(),
+        3,
+        "the registry was kept across every move"
+    );
     w.shutdown().await;
 }
 
@@ -433,7 +466,11 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
     s.amqp.brokers = BrokerMode::All;
     let w = started(s).await;
     assert!(
-        eventually(Duration::from_secs(10), || w.brokers().iter().all(|b| b.connected)).await,
+        eventually(Duration::from_secs(10), || w
+            .brokers()
+            .iter()
+            .all(|b| b.connected))
+        .await,
         "consuming from both brokers"
     );
     let account = hex_id();
@@ -455,27 +492,56 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
         "all ten events taken: {}",
         taken(&w)
     );
-    assert_eq!(w.registry().len(), 3, "events of both brokers in one registry, duplicates once");
+    assert_eq!(
+        w.registry().len(),
+        3,
+        "events of both brokers in one registry, duplicates once"
+    );
     for id in on_a.iter().chain(&on_b) {
         assert!(w.registry().get(id).is_some(), "{id} listed");
     }
 
     // Each query is answered on the broker it was asked on: the requester's
     // reply queue exists on that broker alone.
-    let (ca, cb) = (vh.client(KC1, "crossbar").await, vh.client(KC2, "crossbar").await);
-    assert_eq!(account_channels(&cb, &account).await, Some(3), "asked on kc2, answered on kc2");
-    assert_eq!(account_channels(&ca, &account).await, Some(3), "asked on kc1, answered on kc1");
+    let (ca, cb) = (
+        vh.client(KC1, "crossbar").await,
+        vh.client(KC2, "crossbar").await,
+    );
+    assert_eq!(
+        account_channels(&cb, &account).await,
+        Some(3),
+        "asked on kc2, answered on kc2"
+    );
+    assert_eq!(
+        account_channels(&ca, &account).await,
+        Some(3),
+        "asked on kc1, answered on kc1"
+    );
 
     // kc2 goes: kc1 keeps answering, and kc2's call stays listed.
     cb.close().await;
     ctl(KC2, &["stop_app"]);
     assert!(
-        eventually(Duration::from_secs(10), || w.brokers().iter().filter(|b| b.connected).count() == 1).await
+        eventually(Duration::from_secs(10), || w
+            .brokers()
+            .iter()
+            .filter(|b| b.connected)
+            .count()
+            == 1)
+        .await
     );
-    assert_eq!(account_channels(&ca, &account).await, Some(3), "kc1 answers with kc2's call kept");
+    assert_eq!(
+        account_channels(&ca, &account).await,
+        Some(3),
+        "kc1 answers with kc2's call kept"
+    );
     ctl(KC2, &["start_app"]);
     assert!(
-        eventually(Duration::from_secs(20), || w.brokers().iter().all(|b| b.connected)).await,
+        eventually(Duration::from_secs(20), || w
+            .brokers()
+            .iter()
+            .all(|b| b.connected))
+        .await,
         "kc2 consumed again once back"
     );
     let cb = vh.client(KC2, "crossbar").await;
@@ -486,7 +552,11 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
         .await,
         "kc2 answers again"
     );
-    assert_eq!(ca.stray_replies() + cb.stray_replies(), 0, "nothing answered twice");
+    assert_eq!(
+        ca.stray_replies() + cb.stray_replies(),
+        0,
+        "nothing answered twice"
+    );
     ca.close().await;
     cb.close().await;
     w.shutdown().await;
@@ -517,11 +587,14 @@ async fn eventually_async<F: std::future::Future<Output = bool>>(
 
 /// `list_connections` of a node: (vhost, ssl, client properties) per connection.
 fn connections(node: Node, vhost: &str) -> Vec<String> {
-    ctl(node, &["list_connections", "vhost", "ssl", "client_properties"])
-        .lines()
-        .filter(|l| l.starts_with(&format!("{vhost}\t")))
-        .map(str::to_owned)
-        .collect()
+    ctl(
+        node,
+        &["list_connections", "vhost", "ssl", "client_properties"],
+    )
+    .lines()
+    .filter(|l| l.starts_with(&format!("{vhost}\t")))
+    .map(str::to_owned)
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,7 +610,9 @@ async fn tls_with_the_operators_ca() {
     let w = started(s.clone()).await;
     let conns = connections(KC1, &vh.name);
     assert!(
-        conns.iter().any(|c| c.contains("\ttrue\t") && c.contains(&s.node.name)),
+        conns
+            .iter()
+            .any(|c| c.contains("\ttrue\t") && c.contains(&s.node.name)),
         "a TLS connection named after the Node: {conns:#?}"
     );
     w.shutdown().await;
@@ -547,7 +622,10 @@ async fn tls_with_the_operators_ca() {
     wrong.amqp.tls.ca_file = format!("{dir}/other-ca.pem");
     let w = worker::spawn(wrong);
     assert!(
-        eventually(Duration::from_secs(10), || Stats::get(&w.state.stats.connect_failures) >= 3).await,
+        eventually(Duration::from_secs(10), || Stats::get(
+            &w.state.stats.connect_failures
+        ) >= 3)
+        .await,
         "keeps retrying"
     );
     assert_ne!(w.status(), BusStatus::Connected);
@@ -556,7 +634,10 @@ async fn tls_with_the_operators_ca() {
         error.contains("certificate") && error.contains("UnknownIssuer"),
         "a clear reason: {error}"
     );
-    assert!(!error.contains("guest:guest"), "no credentials in the error: {error}");
+    assert!(
+        !error.contains("guest:guest"),
+        "no credentials in the error: {error}"
+    );
     w.shutdown().await;
 
     // Kazoo's own URI form: the files as query parameters, with a client certificate.
@@ -577,7 +658,9 @@ struct Proxy {
 
 impl Proxy {
     async fn start(listen: u16, to: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", listen)).await.expect("proxy port free");
+        let listener = TcpListener::bind(("127.0.0.1", listen))
+            .await
+            .expect("proxy port free");
         let (frozen, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -640,15 +723,22 @@ async fn a_half_open_connection_is_left_within_two_heartbeats() {
     proxy.freeze(true);
     let frozen = Instant::now();
     assert!(
-        eventually(Duration::from_secs(2 * 2 + 5), || on(&w) == Some(shown(&direct))).await,
+        eventually(Duration::from_secs(2 * 2 + 5), || on(&w)
+            == Some(shown(&direct)))
+        .await,
         "the stalled link was not noticed within 2 × heartbeat + 5 s"
     );
-    eprintln!("half-open link noticed and left for the next broker in {:?}", frozen.elapsed());
+    eprintln!(
+        "half-open link noticed and left for the next broker in {:?}",
+        frozen.elapsed()
+    );
     assert!(w.wait_warm(Duration::from_secs(10)).await);
 
     proxy.freeze(false);
     assert!(
-        eventually(Duration::from_secs(30), || on(&w) == Some(shown(&via_proxy))).await,
+        eventually(Duration::from_secs(30), || on(&w)
+            == Some(shown(&via_proxy)))
+        .await,
         "back through the proxy once it forwards again"
     );
     w.shutdown().await;
@@ -666,7 +756,11 @@ fn conserve(node: Node, name: &str, on: bool) {
          proplists:get_value(client_properties, rabbit_reader:info(P, [client_properties])))]."
     );
     let out = ctl(node, &["eval", &expr]);
-    assert!(out.contains("ok"), "no connection named {name} on {}: {out}", node.name);
+    assert!(
+        out.contains("ok"),
+        "no connection named {name} on {}: {out}",
+        node.name
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -695,7 +789,11 @@ async fn a_blocked_connection_takes_no_requests_until_unblocked() {
     // Delivered to the worker now, a request could only be answered after
     // its requester's deadline: it is not taken, and expires in its queue.
     let asker = vh.client(KC3, "crossbar").await;
-    assert_eq!(account_channels(&asker, &account).await, None, "nothing answered while blocked");
+    assert_eq!(
+        account_channels(&asker, &account).await,
+        None,
+        "nothing answered while blocked"
+    );
     assert_eq!(
         Stats::get(&w.state.stats.requests_answered),
         answered,

@@ -131,7 +131,12 @@ async fn supervise(state: Arc<State>, status: StatusTx, shutdown: CancellationTo
         BrokerMode::All => {
             let mut each = JoinSet::new();
             for i in 0..state.brokers.len() {
-                each.spawn(one_broker(state.clone(), status.clone(), i, shutdown.clone()));
+                each.spawn(one_broker(
+                    state.clone(),
+                    status.clone(),
+                    i,
+                    shutdown.clone(),
+                ));
             }
             while each.join_next().await.is_some() {}
         }
@@ -151,7 +156,11 @@ struct Backoff {
 impl Backoff {
     fn new(settings: &Settings) -> Self {
         let (min, max) = (settings.min_backoff(), settings.max_backoff());
-        Self { min, max, next: min }
+        Self {
+            min,
+            max,
+            next: min,
+        }
     }
 
     fn take(&mut self) -> Duration {
@@ -179,7 +188,10 @@ async fn failover(state: &Arc<State>, status: &StatusTx, shutdown: &Cancellation
         };
         let Some((i, bus)) = found else {
             let wait = backoff.take();
-            warn!(retry_in_ms = wait.as_millis() as u64, "no broker reachable; keeping the registry and retrying");
+            warn!(
+                retry_in_ms = wait.as_millis() as u64,
+                "no broker reachable; keeping the registry and retrying"
+            );
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(wait) => continue,
@@ -244,10 +256,7 @@ async fn one_broker(state: Arc<State>, status: StatusTx, i: usize, shutdown: Can
 
 /// The first of `order` that answers. Each failure is logged and kept for
 /// `status`; the broker is named by its redacted URL.
-async fn reach(
-    state: &State,
-    order: impl IntoIterator<Item = usize>,
-) -> Option<(usize, Session)> {
+async fn reach(state: &State, order: impl IntoIterator<Item = usize>) -> Option<(usize, Session)> {
     for i in order {
         let broker = &state.brokers[i];
         match Session::open(broker, &state.identity.node).await {

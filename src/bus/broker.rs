@@ -389,7 +389,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -398,7 +403,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -424,7 +434,10 @@ mod tests {
         .unwrap();
         assert_eq!(b.heartbeat_secs(), 5);
         assert_eq!(b.connect_timeout, Duration::from_millis(500));
-        assert_eq!(b.shown(), "amqp://u:***@rabbit:5672/%2f?heartbeat=5&connection_timeout=500");
+        assert_eq!(
+            b.shown(),
+            "amqp://u:***@rabbit:5672/%2f?heartbeat=5&connection_timeout=500"
+        );
         let b = Broker::parse("amqp://rabbit/%2f", &tls(), 7).unwrap();
         assert_eq!(b.heartbeat_secs(), 7);
         assert!(!b.is_tls());
@@ -432,7 +445,9 @@ mod tests {
 
     #[test]
     fn bad_urls_are_named_without_their_password() {
-        let e = Broker::parse("http://u:secret@x", &tls(), 10).unwrap_err().to_string();
+        let e = Broker::parse("http://u:secret@x", &tls(), 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("http://u:***@x") && !e.contains("secret"), "{e}");
         let e = Broker::parse("amqp://u:secret@x/?hearbeat=5", &tls(), 10)
             .unwrap_err()
@@ -446,7 +461,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("maybe"), "{e}");
-        let e = Broker::parse("amqp://x:notaport/", &tls(), 10).unwrap_err().to_string();
+        let e = Broker::parse("amqp://x:notaport/", &tls(), 10)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a valid AMQP URI"), "{e}");
     }
 

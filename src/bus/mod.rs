@@ -18,10 +18,10 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 use thiserror::Error;
 
-pub use consume::{Consume, Handler, HandlerFuture, ServeEnd, consumer};
-pub use publisher::BusPublisher;
 pub use broker::{Broker, BrokerError};
+pub use consume::{Consume, Handler, HandlerFuture, ServeEnd, consumer};
 pub use pool::ClientPool;
+pub use publisher::BusPublisher;
 pub use requester::{BusClient, Collect};
 pub use session::{LinkEvent, Session};
 pub use topology::Topology;

@@ -19,7 +19,7 @@ use crate::kapi::exchanges::TARGETED;
 use crate::kapi::{Identity, Outgoing, PublishOutcome, new_msg_id};
 
 enum Conn {
-    Own(Connection),
+    Own(Box<Connection>),
     Pooled(Arc<Connection>),
 }
 
@@ -84,7 +84,7 @@ impl BusClient {
     /// Connects, declares Kazoo's exchanges, and opens a private reply queue
     /// named like a Kazoo one (`<app>@<host>-<id>`).
     pub async fn connect(url: &str, app_name: &str) -> Result<Self, BusError> {
-        Self::on(Conn::Own(connect(url, app_name).await?), app_name).await
+        Self::on(Conn::Own(Box::new(connect(url, app_name).await?)), app_name).await
     }
 
     /// [`BusClient::connect`] to the first of `brokers` (in their order of
@@ -93,7 +93,7 @@ impl BusClient {
         let mut last = BusError::Pool("no broker configured".into());
         for broker in brokers {
             match broker.connect(app_name).await {
-                Ok(conn) => return Self::on(Conn::Own(conn), app_name).await,
+                Ok(conn) => return Self::on(Conn::Own(Box::new(conn)), app_name).await,
                 Err(e) => last = e.into(),
             }
         }

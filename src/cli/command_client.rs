@@ -196,9 +196,8 @@ pub async fn run(settings: &crate::config::Settings, args: &CommandArgs) -> Exit
             return ExitCode::from(BAD_ARGS);
         }
     };
-    let client = async {
-        BusClient::connect_first(&settings.brokers()?, "kazoo-channels-cli").await
-    };
+    let client =
+        async { BusClient::connect_first(&settings.brokers()?, "kazoo-channels-cli").await };
     let client = match client.await {
         Ok(c) => c,
         Err(e) => {

@@ -89,7 +89,11 @@ fn brokers_cell(brokers: &[Value]) -> String {
             format!("{host}{blocked}")
         })
         .collect();
-    if up.is_empty() { "-".into() } else { up.join(",") }
+    if up.is_empty() {
+        "-".into()
+    } else {
+        up.join(",")
+    }
 }
 
 #[cfg(test)]
