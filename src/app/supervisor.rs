@@ -10,6 +10,7 @@
 //! (Kamailio's kazoo module) keeps a session on every broker, each answering
 //! what it delivers.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
@@ -122,6 +123,11 @@ const RECLAIM_EVERY: Duration = Duration::from_secs(1);
 /// A session that lived this long was healthy: the next retry starts fast.
 const HEALTHY: Duration = Duration::from_secs(5);
 
+/// A preferred broker whose session failed before it consumed (it accepts
+/// connections but not our session: a refused declare, a missing
+/// permission) is not moved back to for this long, so the worker does not flap.
+const HOLD_DOWN: Duration = Duration::from_secs(30);
+
 async fn supervise(state: Arc<State>, status: StatusTx, shutdown: CancellationToken) {
     let shown: Vec<&str> = state.brokers.iter().map(|b| b.shown()).collect();
     let mode = state.settings.amqp.brokers;
@@ -180,6 +186,7 @@ async fn failover(state: &Arc<State>, status: &StatusTx, shutdown: &Cancellation
     let mut backoff = Backoff::new(&state.settings);
     let mut next: Option<(usize, Session)> = None;
     let mut failed: Option<usize> = None;
+    let mut held_down: Vec<Option<Instant>> = vec![None; n];
     while !shutdown.is_cancelled() {
         let found = match next.take() {
             Some(found) => Some(found),
@@ -199,7 +206,8 @@ async fn failover(state: &Arc<State>, status: &StatusTx, shutdown: &Cancellation
         };
         let began = Instant::now();
         let leave = shutdown.child_token();
-        let live = session(state, status, i, bus, leave.clone());
+        let served = AtomicBool::new(false);
+        let live = session(state, status, i, bus, leave.clone(), &served);
         tokio::pin!(live);
         let moved = tokio::select! {
             result = &mut live => {
@@ -208,7 +216,7 @@ async fn failover(state: &Arc<State>, status: &StatusTx, shutdown: &Cancellation
                 }
                 None
             }
-            back = reclaim(state, i) => Some(back),
+            back = reclaim(state, i, &held_down) => Some(back),
         };
         if let Some((j, bus)) = moved {
             info!(from = %state.brokers[i].shown(), to = %state.brokers[j].shown(), "a preferred broker answers again; moving back to it once the requests in hand are answered");
@@ -221,6 +229,9 @@ async fn failover(state: &Arc<State>, status: &StatusTx, shutdown: &Cancellation
             failed = None;
         } else {
             failed = Some(i);
+            if !served.load(Ordering::Relaxed) {
+                held_down[i] = Some(Instant::now() + HOLD_DOWN);
+            }
         }
         if shutdown.is_cancelled() {
             break;
@@ -238,7 +249,15 @@ async fn one_broker(state: Arc<State>, status: StatusTx, i: usize, shutdown: Can
     while !shutdown.is_cancelled() {
         let began = Instant::now();
         if let Some((_, bus)) = reach(&state, [i]).await {
-            let result = session(&state, &status, i, bus, shutdown.child_token()).await;
+            let result = session(
+                &state,
+                &status,
+                i,
+                bus,
+                shutdown.child_token(),
+                &AtomicBool::new(false),
+            )
+            .await;
             if shutdown.is_cancelled() {
                 break;
             }
@@ -272,11 +291,12 @@ async fn reach(state: &State, order: impl IntoIterator<Item = usize>) -> Option<
 }
 
 /// Resolves once a broker preferred to `i` answers, with its session; never
-/// while on the most preferred.
-async fn reclaim(state: &State, i: usize) -> (usize, Session) {
+/// while on the most preferred. Brokers held down until a time are skipped.
+async fn reclaim(state: &State, i: usize, held_down: &[Option<Instant>]) -> (usize, Session) {
     loop {
         tokio::time::sleep(RECLAIM_EVERY).await;
-        for j in 0..i {
+        let now = Instant::now();
+        for j in (0..i).filter(|j| held_down[*j].is_none_or(|until| until <= now)) {
             match Session::open(&state.brokers[j], &state.identity.node).await {
                 Ok(bus) => return (j, bus),
                 Err(error) => {
@@ -320,6 +340,7 @@ async fn session(
     i: usize,
     mut bus: Session,
     leave: CancellationToken,
+    served: &AtomicBool,
 ) -> Result<ServeEnd, BusError> {
     let broker = state.brokers[i].shown();
     let events_queue = state
@@ -383,6 +404,7 @@ async fn session(
             requests.spawn(start(route).await?);
         }
         link(state, status, i, LinkChange::Up(publisher.clone()));
+        served.store(true, Ordering::Relaxed);
         info!(
             node = %state.identity.node,
             %broker,
