@@ -347,6 +347,41 @@ fn check_answers(asked: &[Asked], want: usize) {
     }
 }
 
+/// Asserts that the worker is on broker `to` within `within` of now, and that
+/// the requesters get an answer from it within 10 s more.
+async fn moved(
+    w: &WorkerHandle,
+    load: &Load,
+    urls: &[String],
+    to: usize,
+    within: Duration,
+    what: &str,
+) {
+    let t = Instant::now();
+    assert!(
+        eventually(within, || on(w) == Some(shown(&urls[to]))).await,
+        "{what}: not on broker {to} within {within:?}"
+    );
+    let took = t.elapsed();
+    assert!(
+        eventually(Duration::from_secs(10), || answered_on(
+            &load.asked(),
+            t,
+            to
+        )
+        .is_some())
+        .await,
+        "{what}: no answer from broker {to}: {:?}",
+        since(&load.asked(), t)
+    );
+    let asked = load.asked();
+    let first = answered_on(&asked, t, to).expect("answered");
+    eprintln!(
+        "{what}: the worker on broker {to} after {took:?}; the first query it answered was sent {:?} after",
+        first.sent.saturating_duration_since(t)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_follows_kazoos_primary_and_comes_back() {
     let nodes = [KC1, KC2, KC3];
@@ -364,79 +399,29 @@ async fn failover_follows_kazoos_primary_and_comes_back() {
 
     // The primary's app stops: the worker and the requesters move to kc2.
     ctl(KC1, &["stop_app"]);
-    let stopped = Instant::now();
-    assert!(
-        eventually(Duration::from_secs(10), || on(&w) == Some(shown(&urls[1]))).await,
-        "not on kc2 within 10 s"
-    );
-    eprintln!(
-        "kc1 stopped: the worker on kc2 after {:?}",
-        stopped.elapsed()
-    );
-    assert!(
-        eventually(Duration::from_secs(10), || answered_on(
-            &load.asked(),
-            stopped,
-            1
-        )
-        .is_some())
-        .await,
-        "no answer from kc2 within 10 s of the stop"
-    );
-    let asked = load.asked();
-    let resumed = answered_on(&asked, stopped, 1).unwrap();
-    eprintln!(
-        "kc1 stopped: the first query answered on kc2 was sent {:?} after the stop",
-        resumed.sent.saturating_duration_since(stopped)
-    );
+    moved(&w, &load, &urls, 1, Duration::from_secs(10), "kc1 stopped").await;
     assert_eq!(w.registry().len(), 3, "the registry was kept");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // kc1 back: the worker returns to it within 30 s.
     ctl(KC1, &["start_app"]);
-    let back = Instant::now();
-    assert!(
-        eventually(Duration::from_secs(30), || on(&w) == Some(shown(&urls[0]))).await,
-        "not back on kc1 within 30 s"
-    );
-    eprintln!("kc1 back: the worker moved back after {:?}", back.elapsed());
-    assert!(
-        eventually(Duration::from_secs(10), || answered_on(
-            &load.asked(),
-            back,
-            0
-        )
-        .is_some())
-        .await,
-        "no answer from kc1 after the move back: {:?}",
-        since(&load.asked(), back)
-    );
+    moved(&w, &load, &urls, 0, Duration::from_secs(30), "kc1 back").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The primary's VM killed outright: the same, from a crash.
     script(&["kill", "kc1"]);
-    let killed = Instant::now();
-    assert!(
-        eventually(Duration::from_secs(10), || on(&w) == Some(shown(&urls[1]))).await,
-        "not on kc2 within 10 s of the kill"
-    );
-    eprintln!("kc1 killed: the worker on kc2 after {:?}", killed.elapsed());
-    assert!(
-        eventually(Duration::from_secs(10), || answered_on(
-            &load.asked(),
-            killed,
-            1
-        )
-        .is_some())
-        .await,
-        "no answer from kc2 within 10 s of the kill"
-    );
+    moved(&w, &load, &urls, 1, Duration::from_secs(10), "kc1 killed").await;
     // A killed node keeps its definitions (the vhost) on disk.
     script(&["start", "kc1"]);
-    assert!(
-        eventually(Duration::from_secs(30), || on(&w) == Some(shown(&urls[0]))).await,
-        "not back on kc1 within 30 s of its restart"
-    );
+    moved(
+        &w,
+        &load,
+        &urls,
+        0,
+        Duration::from_secs(30),
+        "kc1 restarted",
+    )
+    .await;
 
     let (asked, stray) = load.finish().await;
     check_answers(&asked, 3);
