@@ -1,6 +1,9 @@
 //! Configuration: built-in defaults < optional TOML file < `KAZOO_CHANNELS__*`
 //! environment variables (e.g. `KAZOO_CHANNELS__AMQP__URL`, where several
 //! brokers are separated by commas).
+//!
+//! Over 400 lines as one job: every setting, its default and its check; half
+//! of it is the tests.
 
 use std::path::Path;
 use std::time::Duration;

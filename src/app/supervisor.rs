@@ -9,6 +9,9 @@
 //! finishing what is in flight) when a preferred one answers again; `all`
 //! (Kamailio's kazoo module) keeps a session on every broker, each answering
 //! what it delivers.
+//!
+//! Over 400 lines as one job: the life of the bus sessions (the two ways of
+//! choosing brokers share one session, its warm-up and its blocked handling).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLockReadGuard};

@@ -9,6 +9,7 @@ mod pool;
 mod publisher;
 pub mod requester;
 mod session;
+mod tls;
 pub mod topology;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
