@@ -495,3 +495,21 @@ fn joined(
         None => Ok(ServeEnd::Cancelled),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_configured_first_wait_up_to_the_cap() {
+        let mut s = Settings::defaults();
+        // Kazoo's own: 1.5 s doubling to 5 s.
+        s.amqp.min_backoff_ms = 1500;
+        s.amqp.max_backoff_secs = 5;
+        let mut b = Backoff::new(&s);
+        let waits: Vec<u64> = (0..4).map(|_| b.take().as_millis() as u64).collect();
+        assert_eq!(waits, [1500, 3000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.take(), Duration::from_millis(1500));
+    }
+}
