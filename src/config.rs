@@ -1,5 +1,9 @@
 //! Configuration: built-in defaults < optional TOML file < `KAZOO_CHANNELS__*`
-//! environment variables (e.g. `KAZOO_CHANNELS__AMQP__URL`).
+//! environment variables (e.g. `KAZOO_CHANNELS__AMQP__URL`, where several
+//! brokers are separated by commas).
+//!
+//! Over 400 lines as one job: every setting, its default and its check; half
+//! of it is the tests.
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,10 +33,18 @@ pub struct Settings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
-    /// `amqp://user:pass@host:port/vhost` (vhost `/` is `%2f`).
-    pub url: String,
+    /// `amqp://user:pass@host:port/vhost` (vhost `/` is `%2f`), or several:
+    /// the brokers of the zone, as Kazoo's repeated `[amqp] uri =`.
+    pub url: BrokerUrls,
+    /// `failover` (Kazoo's rule: one broker at a time, the alphabetically
+    /// smallest reachable) or `all` (Kamailio's: consume from every broker).
+    pub brokers: BrokerMode,
     /// Unacknowledged deliveries per consumer.
     pub prefetch: u16,
+    /// The AMQP heartbeat we ask for (0 = none); a URL's `?heartbeat=` wins.
+    pub heartbeat_secs: u16,
+    /// The first wait before reconnecting when no broker can be reached.
+    pub min_backoff_ms: u64,
     /// Seconds between reconnection attempts at most (backoff grows up to this).
     pub max_backoff_secs: u64,
     /// The largest message we publish: set it to the broker's
@@ -41,6 +53,107 @@ pub struct AmqpSettings {
     pub max_message_bytes: usize,
     /// Replies (and snapshot parts) larger than this go gzip-compressed.
     pub compress_above_bytes: usize,
+    /// For `amqps://` URLs; a URL's own `?cacertfile=` etc. win.
+    pub tls: TlsSettings,
+}
+
+/// How several brokers are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerMode {
+    Failover,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// PEM file of the CA(s) that sign the brokers' certificates; empty = the
+    /// system's trust store.
+    pub ca_file: String,
+    /// PEM client certificate (chain) and its key, for brokers that ask for one.
+    pub cert_file: String,
+    pub key_file: String,
+    /// Check the broker's certificate and name (false = `verify_none`).
+    pub verify_peer: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            ca_file: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
+            verify_peer: true,
+        }
+    }
+}
+
+/// One broker URL or several: a TOML string or array; a string may hold
+/// several separated by commas (the environment's only way to give a list;
+/// a comma inside a password is written `%2C`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BrokerUrls(Vec<String>);
+
+impl BrokerUrls {
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The URL Kazoo would pick first: the alphabetically smallest. For tools
+    /// that talk to one broker.
+    pub fn primary(&self) -> &str {
+        self.0.iter().min().map_or("", String::as_str)
+    }
+}
+
+impl From<String> for BrokerUrls {
+    fn from(url: String) -> Self {
+        Self::from(vec![url])
+    }
+}
+
+impl From<&str> for BrokerUrls {
+    fn from(url: &str) -> Self {
+        Self::from(url.to_owned())
+    }
+}
+
+impl From<Vec<String>> for BrokerUrls {
+    fn from(urls: Vec<String>) -> Self {
+        Self(
+            urls.iter()
+                .flat_map(|u| u.split(','))
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+}
+
+impl Serialize for BrokerUrls {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BrokerUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(url) => url.into(),
+            OneOrMany::Many(urls) => urls.into(),
+        })
+    }
 }
 
 impl AmqpSettings {
@@ -111,10 +224,19 @@ pub struct ClusterSettings {
 const DEFAULTS: &str = r#"
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+brokers = "failover"
 prefetch = 256
+heartbeat_secs = 10
+min_backoff_ms = 100
 max_backoff_secs = 10
 max_message_bytes = 16777216
 compress_above_bytes = 1048576
+
+[amqp.tls]
+ca_file = ""
+cert_file = ""
+key_file = ""
+verify_peer = true
 
 [node]
 name = ""
@@ -147,6 +269,14 @@ pub const ENV_PREFIX: &str = "KAZOO_CHANNELS";
 impl Settings {
     /// Loads the layers and validates the result.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(file, None)
+    }
+
+    /// [`Settings::load`] with the environment given (tests), or the process's.
+    fn load_with(
+        file: Option<&Path>,
+        env: Option<config::Map<String, String>>,
+    ) -> Result<Self, ConfigError> {
         let mut b = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = file {
@@ -156,7 +286,8 @@ impl Settings {
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(env),
         );
         let s: Settings = b.build()?.try_deserialize()?;
         s.validate()?;
@@ -179,11 +310,13 @@ impl Settings {
                 message: message.to_owned(),
             })
         };
-        if !(self.amqp.url.starts_with("amqp://") || self.amqp.url.starts_with("amqps://")) {
-            return invalid("amqp.url", "must start with amqp:// or amqps://");
+        if self.amqp.url.as_slice().is_empty() {
+            return invalid("amqp.url", "names no broker");
         }
-        if !crate::bus::is_amqp_uri(&self.amqp.url) {
-            return invalid("amqp.url", "is not a valid AMQP URI");
+        // Each URL is read as the worker will read it (TLS files included),
+        // so a typo is a configuration error naming it, not a reconnect loop.
+        if let Err(e) = self.brokers() {
+            return invalid("amqp.url", &e.to_string());
         }
         if self.amqp.compress_above_bytes >= self.amqp.max_message_bytes {
             return invalid(
@@ -206,6 +339,29 @@ impl Settings {
         Ok(())
     }
 
+    /// The brokers, in the order they are preferred in (Kazoo's: the
+    /// alphabetically smallest URL first).
+    pub fn brokers(&self) -> Result<Vec<crate::bus::Broker>, crate::bus::BrokerError> {
+        let a = &self.amqp;
+        let mut brokers = a
+            .url
+            .as_slice()
+            .iter()
+            .map(|url| crate::bus::Broker::parse(url, &a.tls, a.heartbeat_secs))
+            .collect::<Result<Vec<_>, _>>()?;
+        brokers.sort_by(|x, y| x.configured().cmp(y.configured()));
+        brokers.dedup_by(|x, y| x.configured() == y.configured());
+        Ok(brokers)
+    }
+
+    pub fn min_backoff(&self) -> Duration {
+        Duration::from_millis(self.amqp.min_backoff_ms.max(1))
+    }
+
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_secs(self.amqp.max_backoff_secs.max(1)).max(self.min_backoff())
+    }
+
     pub fn reorder_window(&self) -> Duration {
         Duration::from_millis(self.registry.reorder_window_ms)
     }
@@ -213,7 +369,7 @@ impl Settings {
     /// The effective configuration as TOML, password redacted.
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
-        shown.amqp.url = redact_url(&self.amqp.url);
+        shown.amqp.url = BrokerUrls(self.amqp.url.0.iter().map(|u| redact_url(u)).collect());
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }
@@ -247,7 +403,13 @@ mod tests {
     #[test]
     fn defaults_run_against_a_local_broker() {
         let s = Settings::defaults();
-        assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(
+            s.amqp.url.as_slice(),
+            ["amqp://guest:guest@127.0.0.1:5672/%2f"]
+        );
+        assert_eq!(s.amqp.brokers, BrokerMode::Failover);
+        assert_eq!(s.amqp.heartbeat_secs, 10);
+        assert!(s.amqp.tls.verify_peer);
         assert!(!s.queries.system_wide_listing);
         s.validate().unwrap();
     }
@@ -293,5 +455,80 @@ mod tests {
         std::fs::write(&path, "[amqp]\nprefetch = \"many\"\n").unwrap();
         assert!(Settings::load(Some(&path)).is_err());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn several_brokers_from_a_file_are_shown_redacted_and_preferred_by_name() {
+        let dir = std::env::temp_dir().join(format!("kc-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "[amqp]\nurl = [\"amqp://k:pw3@rabbit3:5672/kz\", \"amqp://k:pw1@rabbit1:5672/kz\"]\nbrokers = \"all\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_with(Some(&path), Some(config::Map::new())).unwrap();
+        assert_eq!(s.amqp.brokers, BrokerMode::All);
+        let order: Vec<String> = s
+            .brokers()
+            .unwrap()
+            .iter()
+            .map(|b| b.shown().to_owned())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "amqp://k:***@rabbit1:5672/kz",
+                "amqp://k:***@rabbit3:5672/kz"
+            ]
+        );
+        let shown = s.to_redacted_toml();
+        assert!(
+            shown.contains("amqp://k:***@rabbit3:5672/kz")
+                && shown.contains("amqp://k:***@rabbit1:5672/kz"),
+            "{shown}"
+        );
+        assert!(!shown.contains("pw1") && !shown.contains("pw3"), "{shown}");
+
+        // A malformed one is refused, named, its password hidden.
+        std::fs::write(
+            &path,
+            "[amqp]\nurl = [\"amqp://k:pw1@rabbit1/kz\", \"amqp://k:pw2@rabbit2:port/kz\"]\n",
+        )
+        .unwrap();
+        let e = Settings::load_with(Some(&path), Some(config::Map::new()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("amqp.url") && e.contains("amqp://k:***@rabbit2:port/kz"),
+            "{e}"
+        );
+        assert!(!e.contains("pw2"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_environment_lists_brokers_with_commas() {
+        let env = config::Map::from([
+            (
+                "KAZOO_CHANNELS__AMQP__URL".to_owned(),
+                "amqp://a:1@b/x, amqps://a:2@a/x?verify=verify_none".to_owned(),
+            ),
+            (
+                "KAZOO_CHANNELS__AMQP__HEARTBEAT_SECS".to_owned(),
+                "5".to_owned(),
+            ),
+        ]);
+        let s = Settings::load_with(None, Some(env)).unwrap();
+        assert_eq!(s.amqp.url.as_slice().len(), 2);
+        let brokers = s.brokers().unwrap();
+        assert_eq!(
+            brokers[0].shown(),
+            "amqp://a:***@b/x",
+            "amqp:// sorts before amqps://"
+        );
+        assert!(brokers[1].is_tls());
+        assert_eq!(brokers[1].heartbeat_secs(), 5);
+        assert_eq!(s.amqp.url.primary(), "amqp://a:1@b/x");
     }
 }

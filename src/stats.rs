@@ -13,6 +13,8 @@ pub struct Stats {
     pub commands_answered: AtomicU64,
     pub requests_rejected: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Connection attempts that failed (a broker down, a certificate refused).
+    pub connect_failures: AtomicU64,
     /// Channels dropped for exceeding the configured maximum age.
     pub channels_reaped: AtomicU64,
     /// Channels dropped because ecallmgr reported them terminated.

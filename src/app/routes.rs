@@ -82,7 +82,10 @@ pub fn routes(state: &Arc<State>, publisher: &BusPublisher) -> Vec<Route> {
     let commands = {
         let (s, p) = (state.clone(), publisher.clone());
         Arc::new(move |msg: Incoming| {
+            // Our own messages (the metaflow to Konami) go to the primary,
+            // where Konami listens; the reply goes back where the request came from.
             let (s, p) = (s.clone(), p.clone());
+            let p = s.primary_publisher().unwrap_or(p);
             Box::pin(async move {
                 let outcome = commands::handle(&s, &p, &msg).await;
                 finish(&s, outcome)

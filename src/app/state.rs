@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use crate::bus::{self, Topology};
+use crate::bus::{self, Broker, BusPublisher, Topology};
 use crate::config::Settings;
 use crate::kapi::{Identity, Incoming, Outgoing};
 use crate::registry::{Registry, RegistryConfig};
@@ -21,8 +21,14 @@ pub struct State {
     pub registry: RwLock<Registry>,
     pub stats: Stats,
     pub started: Instant,
-    /// Connections for our own requests (warm-up, reconcile).
+    /// The brokers, most preferred first (Kazoo's order: see [`Settings::brokers`]).
+    pub brokers: Vec<Broker>,
+    /// What we know of each broker, in the same order.
+    links: Mutex<Vec<Link>>,
+    /// A connection for our own requests (warm-up, reconcile), to the primary.
     pub clients: bus::ClientPool,
+    /// One warm-up at a time (with `amqp.brokers = "all"` every session may want one).
+    pub warming: tokio::sync::Mutex<()>,
     warm: AtomicBool,
     warmed_from: Mutex<String>,
     /// While warming, events wait here (in arrival order) for the snapshot.
@@ -64,15 +70,20 @@ impl State {
             tombstone_ttl: Duration::from_secs(settings.registry.tombstone_secs),
             ..RegistryConfig::default()
         });
+        let brokers = settings
+            .brokers()
+            .expect("brokers of validated settings can be read");
         Arc::new(Self {
+            links: Mutex::new(vec![Link::default(); brokers.len()]),
+            brokers,
             identity: Identity::new(node.clone()),
             topology: Topology::for_instance(&instance),
             instance,
             registry: RwLock::new(registry),
             stats: Stats::default(),
             started: Instant::now(),
-            clients: bus::client_pool(&settings.amqp.url, &format!("{node} requests"), 2)
-                .expect("a pool of a validated URL on the tokio runtime"),
+            clients: bus::ClientPool::new(format!("{node} requests")),
+            warming: tokio::sync::Mutex::new(()),
             warm: AtomicBool::new(false),
             warmed_from: Mutex::new(String::new()),
             held: Mutex::new(None),
@@ -128,6 +139,97 @@ impl State {
         *self.warmed_from.lock().unwrap_or_else(|p| p.into_inner()) = from.to_owned();
         self.warm.store(true, Ordering::Release);
         events.len()
+    }
+}
+
+/// One broker as a session sees it.
+#[derive(Clone, Default)]
+struct Link {
+    connected: bool,
+    blocked: bool,
+    /// A session has consumed from it before (its queues, if gone, were lost).
+    served: bool,
+    last_error: Option<String>,
+    /// The session's publisher while connected: our own messages go out on
+    /// the primary's.
+    publisher: Option<BusPublisher>,
+}
+
+/// One broker, for `status` and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerView {
+    /// Redacted.
+    pub url: String,
+    pub connected: bool,
+    pub blocked: bool,
+    pub last_error: Option<String>,
+}
+
+/// A change to one broker's [`Link`].
+pub enum LinkChange {
+    Up(BusPublisher),
+    Down,
+    Blocked(bool),
+    Failed(String),
+}
+
+impl State {
+    fn links(&self) -> std::sync::MutexGuard<'_, Vec<Link>> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a change to broker `i`; our own requests follow the primary.
+    /// Returns whether any broker is connected.
+    pub fn set_link(&self, i: usize, change: LinkChange) -> bool {
+        let mut links = self.links();
+        let link = &mut links[i];
+        match change {
+            LinkChange::Up(p) => {
+                link.connected = true;
+                link.served = true;
+                link.blocked = false;
+                link.last_error = None;
+                link.publisher = Some(p);
+            }
+            LinkChange::Down => {
+                link.connected = false;
+                link.blocked = false;
+                link.publisher = None;
+            }
+            LinkChange::Blocked(b) => link.blocked = b,
+            LinkChange::Failed(e) => link.last_error = Some(e),
+        }
+        let primary = links.iter().position(|l| l.connected);
+        drop(links);
+        self.clients.point_at(primary.map(|p| &self.brokers[p]));
+        primary.is_some()
+    }
+
+    /// Whether a session consumed from broker `i` before.
+    pub fn has_served(&self, i: usize) -> bool {
+        self.links()[i].served
+    }
+
+    /// The publisher of the primary (the most preferred connected broker):
+    /// where our own messages go (metaflows to Konami).
+    pub fn primary_publisher(&self) -> Option<BusPublisher> {
+        self.links()
+            .iter()
+            .find(|l| l.connected)
+            .and_then(|l| l.publisher.clone())
+    }
+
+    pub fn broker_views(&self) -> Vec<BrokerView> {
+        self.links()
+            .iter()
+            .zip(&self.brokers)
+            .map(|(l, b)| BrokerView {
+                url: b.shown().to_owned(),
+                connected: l.connected,
+                blocked: l.blocked,
+                last_error: l.last_error.clone(),
+            })
+            .collect()
     }
 }
 

@@ -1,22 +1,34 @@
 //! Connect, back off, live a session: a broker fault ends a session and the
-//! supervisor opens a new one with backoff, never giving up on its own. A
-//! session declares the topology, consumes events at once, warms the registry
-//! if it must, then serves the shared queues.
+//! supervisor opens a new one, never giving up on its own. A session declares
+//! the topology, consumes events at once, warms the registry if it must, then
+//! serves the shared queues.
+//!
+//! With several brokers, `amqp.brokers` chooses how: `failover` (Kazoo's
+//! `kz_amqp_connections`) keeps one session on the most preferred broker that
+//! answers, moves to the next at once when it fails, and moves back (after
+//! finishing what is in flight) when a preferred one answers again; `all`
+//! (Kamailio's kazoo module) keeps a session on every broker, each answering
+//! what it delivers.
+//!
+//! Over 400 lines as one job: the life of the bus sessions (the two ways of
+//! choosing brokers share one session, its warm-up and its blocked handling).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::housekeeping;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
-use super::state::State;
-use crate::bus::{BusError, Consume, ServeEnd, Session};
+use super::state::{BrokerView, LinkChange, State};
+use crate::bus::{BusError, Consume, LinkEvent, ServeEnd, Session};
 use crate::cluster::warmup::{self, WarmupError};
-use crate::config::{Settings, redact_url};
+use crate::config::{BrokerMode, Settings};
 use crate::intake;
 use crate::registry::Registry;
 use crate::stats::Stats;
@@ -51,6 +63,12 @@ impl WorkerHandle {
 
     pub fn registry(&self) -> RwLockReadGuard<'_, Registry> {
         self.state.registry()
+    }
+
+    /// Each configured broker, most preferred first: connected, blocked, the
+    /// last connection error.
+    pub fn brokers(&self) -> Vec<BrokerView> {
+        self.state.broker_views()
     }
 
     /// Waits until the registry is warm and the shared queues are served.
@@ -91,7 +109,7 @@ pub fn spawn(settings: Settings) -> WorkerHandle {
     let (tx, rx) = watch::channel(BusStatus::Connecting);
     let shutdown = CancellationToken::new();
     housekeeping::spawn(&state, &shutdown);
-    let task = tokio::spawn(supervise(state.clone(), tx, shutdown.clone()));
+    let task = tokio::spawn(supervise(state.clone(), Arc::new(tx), shutdown.clone()));
     WorkerHandle {
         state,
         status: rx,
@@ -100,46 +118,225 @@ pub fn spawn(settings: Settings) -> WorkerHandle {
     }
 }
 
-async fn supervise(
-    state: Arc<State>,
-    status: watch::Sender<BusStatus>,
-    shutdown: CancellationToken,
-) {
-    let max = Duration::from_secs(state.settings.amqp.max_backoff_secs.max(1));
-    let mut backoff = Duration::from_millis(100);
-    let url = redact_url(&state.settings.amqp.url);
-    info!(node = %state.identity.node, instance = %state.instance, broker = %url, "starting");
-    loop {
-        let mut connected = false;
-        let began = Instant::now();
-        let result = session(&state, &status, &shutdown, &mut connected).await;
-        if shutdown.is_cancelled() {
-            break;
-        }
-        // A session that lived a while was healthy: retry fast. One that fails
-        // right after connecting (a persistent fault) keeps backing off.
-        if connected && began.elapsed() > Duration::from_secs(5) {
-            backoff = Duration::from_millis(100);
-        }
-        let _ = status.send(BusStatus::Disconnected);
-        Stats::inc(&state.stats.reconnects);
-        match result {
-            Ok(end) => warn!(?end, "a consumer ended; reconnecting"),
-            Err(error) => {
-                warn!(%error, broker = %url, retry_in_ms = backoff.as_millis() as u64, "disconnected from the broker; keeping the registry and retrying")
+type StatusTx = Arc<watch::Sender<BusStatus>>;
+
+/// How often, while on a less preferred broker, the preferred ones are tried.
+const RECLAIM_EVERY: Duration = Duration::from_secs(1);
+
+/// A session that lived this long was healthy: the next retry starts fast.
+const HEALTHY: Duration = Duration::from_secs(5);
+
+/// A preferred broker whose session failed before it consumed (it accepts
+/// connections but not our session: a refused declare, a missing
+/// permission) is not moved back to for this long, so the worker does not flap.
+const HOLD_DOWN: Duration = Duration::from_secs(30);
+
+async fn supervise(state: Arc<State>, status: StatusTx, shutdown: CancellationToken) {
+    let shown: Vec<&str> = state.brokers.iter().map(|b| b.shown()).collect();
+    let mode = state.settings.amqp.brokers;
+    info!(node = %state.identity.node, instance = %state.instance, brokers = ?shown, ?mode, "starting");
+    match mode {
+        BrokerMode::Failover => failover(&state, &status, &shutdown).await,
+        BrokerMode::All => {
+            let mut each = JoinSet::new();
+            for i in 0..state.brokers.len() {
+                each.spawn(one_broker(
+                    state.clone(),
+                    status.clone(),
+                    i,
+                    shutdown.clone(),
+                ));
             }
+            while each.join_next().await.is_some() {}
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(max);
     }
-    state.clients.close();
+    state.clients.close().await;
     let _ = status.send(BusStatus::Stopped);
     info!(node = %state.identity.node, "stopped");
 }
 
+/// Reconnection waits: `amqp.min_backoff_ms` doubling up to `amqp.max_backoff_secs`.
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(settings: &Settings) -> Self {
+        let (min, max) = (settings.min_backoff(), settings.max_backoff());
+        Self {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    fn take(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// Kazoo's rule: one session, on the most preferred broker that answers.
+async fn failover(state: &Arc<State>, status: &StatusTx, shutdown: &CancellationToken) {
+    let n = state.brokers.len();
+    let mut backoff = Backoff::new(&state.settings);
+    let mut next: Option<(usize, Session)> = None;
+    let mut failed: Option<usize> = None;
+    let mut held_down: Vec<Option<Instant>> = vec![None; n];
+    while !shutdown.is_cancelled() {
+        let found = match next.take() {
+            Some(found) => Some(found),
+            // The one that just failed is tried last: the others first, at once.
+            None => reach(state, (0..n).filter(|i| Some(*i) != failed).chain(failed)).await,
+        };
+        let Some((i, bus)) = found else {
+            let wait = backoff.take();
+            warn!(
+                retry_in_ms = wait.as_millis() as u64,
+                "no broker reachable; keeping the registry and retrying"
+            );
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => continue,
+            }
+        };
+        let began = Instant::now();
+        let leave = shutdown.child_token();
+        let served = AtomicBool::new(false);
+        let live = session(state, status, i, bus, leave.clone(), &served);
+        tokio::pin!(live);
+        let moved = tokio::select! {
+            result = &mut live => {
+                if !shutdown.is_cancelled() {
+                    ended(state, i, &result);
+                }
+                None
+            }
+            back = reclaim(state, i, &held_down) => Some(back),
+        };
+        if let Some((j, bus)) = moved {
+            info!(from = %state.brokers[i].shown(), to = %state.brokers[j].shown(), "a preferred broker answers again; moving back to it once the requests in hand are answered");
+            leave.cancel();
+            let result = live.await;
+            if let Err(error) = result {
+                warn!(%error, broker = %state.brokers[i].shown(), "the session being left ended with an error");
+            }
+            next = Some((j, bus));
+            failed = None;
+        } else {
+            failed = Some(i);
+            if !served.load(Ordering::Relaxed) {
+                held_down[i] = Some(Instant::now() + HOLD_DOWN);
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        if began.elapsed() > HEALTHY {
+            backoff.reset();
+        }
+    }
+}
+
+/// Kamailio's model: broker `i` has a session of its own, kept up for as long
+/// as the worker runs.
+async fn one_broker(state: Arc<State>, status: StatusTx, i: usize, shutdown: CancellationToken) {
+    let mut backoff = Backoff::new(&state.settings);
+    while !shutdown.is_cancelled() {
+        let began = Instant::now();
+        if let Some((_, bus)) = reach(&state, [i]).await {
+            let result = session(
+                &state,
+                &status,
+                i,
+                bus,
+                shutdown.child_token(),
+                &AtomicBool::new(false),
+            )
+            .await;
+            if shutdown.is_cancelled() {
+                break;
+            }
+            ended(&state, i, &result);
+        }
+        if began.elapsed() > HEALTHY {
+            backoff.reset();
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(backoff.take()) => {}
+        }
+    }
+}
+
+/// The first of `order` that answers. Each failure is logged and kept for
+/// `status`; the broker is named by its redacted URL.
+async fn reach(state: &State, order: impl IntoIterator<Item = usize>) -> Option<(usize, Session)> {
+    for i in order {
+        let broker = &state.brokers[i];
+        match Session::open(broker, &state.identity.node).await {
+            Ok(bus) => return Some((i, bus)),
+            Err(error) => {
+                Stats::inc(&state.stats.connect_failures);
+                warn!(broker = %broker.shown(), %error, "cannot connect to the broker");
+                state.set_link(i, LinkChange::Failed(error.to_string()));
+            }
+        }
+    }
+    None
+}
+
+/// Resolves once a broker preferred to `i` answers, with its session; never
+/// while on the most preferred. Brokers held down until a time are skipped.
+async fn reclaim(state: &State, i: usize, held_down: &[Option<Instant>]) -> (usize, Session) {
+    loop {
+        tokio::time::sleep(RECLAIM_EVERY).await;
+        let now = Instant::now();
+        for j in (0..i).filter(|j| held_down[*j].is_none_or(|until| until <= now)) {
+            match Session::open(&state.brokers[j], &state.identity.node).await {
+                Ok(bus) => return (j, bus),
+                Err(error) => {
+                    debug!(broker = %state.brokers[j].shown(), %error, "preferred broker still unreachable");
+                    state.set_link(j, LinkChange::Failed(error.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Logs how a session on broker `i` ended and counts the reconnect.
+fn ended(state: &State, i: usize, result: &Result<ServeEnd, SessionError>) {
+    Stats::inc(&state.stats.reconnects);
+    let broker = state.brokers[i].shown();
+    match result {
+        Ok(end) => warn!(?end, %broker, "a consumer ended; reconnecting"),
+        Err(error) => {
+            state.set_link(i, LinkChange::Failed(error.to_string()));
+            warn!(%error, %broker, "disconnected from the broker; keeping the registry and reconnecting");
+        }
+    }
+}
+
+/// Marks broker `i` up or down and the worker's status with it.
+fn link(state: &State, status: &StatusTx, i: usize, change: LinkChange) {
+    let any = state.set_link(i, change);
+    let _ = status.send(if any {
+        BusStatus::Connected
+    } else {
+        BusStatus::Disconnected
+    });
+}
+
+/// One connection's life on broker `i`: declare, consume, warm up if
+/// needed, then serve the shared queues; end at the first fault or when
+/// `leave` is cancelled (in-flight requests are finished first).
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
@@ -149,60 +346,82 @@ enum SessionError {
     Warmup(#[from] WarmupError),
 }
 
-/// One connection's life: declare, consume, warm up if needed, then serve the
-/// shared queues; end at the first fault.
 async fn session(
     state: &Arc<State>,
-    status: &watch::Sender<BusStatus>,
-    shutdown: &CancellationToken,
-    connected: &mut bool,
+    status: &StatusTx,
+    i: usize,
+    mut bus: Session,
+    leave: CancellationToken,
+    served: &AtomicBool,
 ) -> Result<ServeEnd, SessionError> {
-    let mut bus = Session::open(&state.settings.amqp.url, &state.identity.node).await?;
+    let broker = state.brokers[i].shown();
     let events_queue = state
         .topology
         .queue("events")
         .ok_or_else(|| BusError::Topology("no queue has role events".into()))?;
-    // A lost event queue (broker restart, deletion) means missed events: warm again.
-    let need_warmup = !state.is_warm() || !bus.queue_exists(&events_queue.name).await?;
-    if need_warmup {
-        state.start_warmup();
-    }
+    // A lost event queue (broker restart, deletion, a broker new to us in
+    // failover) means missed events: warm again. With every broker consumed
+    // at once, a broker first met now lost nothing the others did not carry.
+    let first_here = !state.has_served(i);
+    let lost = !bus.queue_exists(&events_queue.name).await?
+        && (state.settings.amqp.brokers == BrokerMode::Failover || !first_here);
     bus.declare(&state.topology).await?;
     let counted = state.clone();
     let on_error = Box::new(move || Stats::inc(&counted.stats.channel_errors));
     let publisher = bus.publisher(COMMANDS_AT_ONCE, on_error).await?;
-    let stop = shutdown.child_token();
+    let mut blocked_notices = bus.link_events();
+    let stop = leave.child_token();
     let (now, later): (Vec<Route>, Vec<Route>) = routes(state, &publisher)
         .into_iter()
         .partition(|s| s.start == Start::Now);
+    // Events (the only route that never publishes) go on even while the
+    // broker blocks us; everything that answers is held then.
+    let (events, now): (Vec<Route>, Vec<Route>) = now.into_iter().partition(|r| r.role == "events");
+    let answering: Vec<&Route> = now.iter().chain(&later).collect();
     // Each consumer is a task of its own, so a backlog of events never delays a request.
     let mut consumers = JoinSet::new();
-    let start = |route: Route| {
+    let mut requests = JoinSet::new();
+    let start = |route: &Route| {
         let queue = state.topology.queue(route.role).map(|q| q.name.clone());
         let (bus, publisher, stop) = (&bus, publisher.clone(), stop.clone());
         let prefetch = state.settings.amqp.prefetch;
+        let (concurrency, handler, role) = (route.concurrency, route.handler.clone(), route.role);
         async move {
-            let queue = queue
-                .ok_or_else(|| BusError::Topology(format!("no queue has role {}", route.role)))?;
+            let queue =
+                queue.ok_or_else(|| BusError::Topology(format!("no queue has role {role}")))?;
             let consume = Consume {
                 queue,
                 prefetch,
-                concurrency: route.concurrency,
+                concurrency,
             };
-            bus.consumer(consume, publisher, route.handler, stop).await
+            bus.consumer(consume, publisher, handler, stop).await
         }
     };
-    // Every way out of the session (a consumer ending, a fault, shutdown)
+    // Every way out of the session (a consumer ending, a fault, leaving)
     // passes below: the consumers are stopped and the channels closed before
     // the connection.
     let first: Result<ServeEnd, SessionError> = async {
-        for svc in now {
-            consumers.spawn(start(svc).await?);
+        let warming = if !state.is_warm() || lost {
+            Some(state.warming.lock().await)
+        } else {
+            None
+        };
+        // Another session may have warmed the registry while this one waited.
+        let need_warmup = warming.is_some() && (!state.is_warm() || lost);
+        if need_warmup {
+            state.start_warmup();
         }
-        *connected = true;
-        let _ = status.send(BusStatus::Connected);
+        for route in &events {
+            consumers.spawn(start(route).await?);
+        }
+        for route in &now {
+            requests.spawn(start(route).await?);
+        }
+        link(state, status, i, LinkChange::Up(publisher.clone()));
+        served.store(true, Ordering::Relaxed);
         info!(
             node = %state.identity.node,
+            %broker,
             channels = state.registry().len(),
             warming = need_warmup,
             "connected; topology declared, consuming events"
@@ -214,7 +433,8 @@ async fn session(
             // consumer that ends meanwhile ends the session.
             let (source, added) = tokio::select! {
                 r = warmup::run(state) => r?,
-                end = consumers.join_next() => return Ok(joined(end)?),
+                end = consumers.join_next() => return joined(end),
+                end = requests.join_next(), if !requests.is_empty() => return joined(end),
             };
             Stats::inc(&state.stats.warmups);
             let applied = intake::end_warmup(state, &source.to_string());
@@ -230,29 +450,80 @@ async fn session(
                 "registry warm; serving requests"
             );
         }
-        for svc in later {
-            consumers.spawn(start(svc).await?);
+        drop(warming);
+        for route in &later {
+            requests.spawn(start(route).await?);
         }
-        Ok(joined(consumers.join_next().await)?)
+        let mut blocked = false;
+        loop {
+            tokio::select! {
+                end = consumers.join_next() => return joined(end),
+                end = requests.join_next(), if !requests.is_empty() => return joined(end),
+                notice = blocked_notices.next() => match notice {
+                    Some(LinkEvent::Blocked(reason)) if !blocked => {
+                        blocked = true;
+                        // Whatever they would answer could not leave before the
+                        // broker unblocks, past its requester's deadline: let go
+                        // of the requests (unacked, they go back to their queues,
+                        // where their TTL still runs) and take no more.
+                        requests.abort_all();
+                        while requests.join_next().await.is_some() {}
+                        state.set_link(i, LinkChange::Blocked(true));
+                        warn!(%broker, %reason, "the broker blocked our connection (resource alarm): taking no requests from it until it unblocks; events are still applied");
+                    }
+                    Some(LinkEvent::Unblocked) if blocked => {
+                        blocked = false;
+                        for route in &answering {
+                            requests.spawn(start(route).await?);
+                        }
+                        state.set_link(i, LinkChange::Blocked(false));
+                        info!(%broker, "the broker unblocked our connection; taking requests again");
+                    }
+                    Some(_) => {}
+                    None => return Ok(ServeEnd::Cancelled),
+                },
+            }
+        }
     }
     .await;
     // Whatever ended first, stop the others; in-flight requests finish.
     stop.cancel();
-    while let Some(r) = consumers.join_next().await {
-        if let Err(e) = joined(Some(r)) {
-            warn!(error = %e, "consumer failed while stopping");
+    for set in [&mut consumers, &mut requests] {
+        while let Some(r) = set.join_next().await {
+            if let Err(e) = joined(Some(r)) {
+                warn!(error = %e, "consumer failed while stopping");
+            }
         }
     }
+    link(state, status, i, LinkChange::Down);
     bus.close().await;
     first
 }
 
 fn joined(
     r: Option<Result<Result<ServeEnd, BusError>, tokio::task::JoinError>>,
-) -> Result<ServeEnd, BusError> {
+) -> Result<ServeEnd, SessionError> {
     match r {
-        Some(Ok(end)) => end,
-        Some(Err(e)) => Err(BusError::Topology(format!("consumer task failed: {e}"))),
+        Some(Ok(end)) => Ok(end?),
+        Some(Err(e)) => Err(BusError::Topology(format!("consumer task failed: {e}")).into()),
         None => Ok(ServeEnd::Cancelled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_configured_first_wait_up_to_the_cap() {
+        let mut s = Settings::defaults();
+        // Kazoo's own: 1.5 s doubling to 5 s.
+        s.amqp.min_backoff_ms = 1500;
+        s.amqp.max_backoff_secs = 5;
+        let mut b = Backoff::new(&s);
+        let waits: Vec<u64> = (0..4).map(|_| b.take().as_millis() as u64).collect();
+        assert_eq!(waits, [1500, 3000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.take(), Duration::from_millis(1500));
     }
 }

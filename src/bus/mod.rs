@@ -3,23 +3,28 @@
 //! Nothing outside this module touches lapin: the worker holds a [`Session`],
 //! clients a [`BusClient`].
 
+pub mod broker;
 mod consume;
+mod pool;
 mod publisher;
 pub mod requester;
 mod session;
+mod tls;
 pub mod topology;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 use serde_json::{Map, Value};
 use std::time::Duration;
 use thiserror::Error;
 
+pub use broker::{Broker, BrokerError};
 pub use consume::{Consume, Handler, HandlerFuture, ServeEnd, consumer};
+pub use pool::ClientPool;
 pub use publisher::BusPublisher;
-pub use requester::{BusClient, ClientPool, Collect, Replies, client_pool};
-pub use session::Session;
+pub use requester::{BusClient, Collect, Replies};
+pub use session::{LinkEvent, Session};
 pub use topology::Topology;
 
 use crate::kapi::Incoming;
@@ -32,6 +37,8 @@ pub enum BusError {
     Topology(String),
     #[error("connection pool: {0}")]
     Pool(String),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 /// How long a clean close may take. lapin resolves a close when the broker's
@@ -56,17 +63,11 @@ pub async fn close_connection(conn: &Connection) {
     }
 }
 
-/// Whether `url` is an AMQP URI lapin can connect to (checked at start-up,
-/// so a typo is a configuration error, not a reconnect loop).
-pub fn is_amqp_uri(url: &str) -> bool {
-    url.parse::<lapin::uri::AMQPUri>().is_ok()
-}
-
-/// Opens one connection. No lapin auto-recovery: the worker supervises whole
-/// sessions itself, so a lost queue or a broker restart is handled the same way.
+/// Opens one connection to `url` (its own TLS parameters apply; see
+/// [`Broker`]). No lapin auto-recovery: the worker supervises whole sessions
+/// itself, so a lost queue or a broker restart is handled the same way.
 pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, BusError> {
-    let props = ConnectionProperties::default().with_connection_name(connection_name.into());
-    Ok(Connection::connect(url, props).await?)
+    Ok(Broker::plain(url)?.connect(connection_name).await?)
 }
 
 fn amqp_value(v: &Value) -> AMQPValue {

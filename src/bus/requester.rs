@@ -13,7 +13,7 @@ use lapin::types::FieldTable;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use super::{BusError, BusPublisher, Topology, connect, declare};
+use super::{Broker, BusError, BusPublisher, ClientPool, Topology, connect, declare};
 use crate::kapi::asks::Ask;
 use crate::kapi::compress;
 use crate::kapi::exchanges::TARGETED;
@@ -23,26 +23,9 @@ use crate::kapi::{Identity, Outgoing, PublishOutcome, new_msg_id};
 /// a few hundred thousand channels is hundreds of megabytes once gunzipped.
 const MAX_REPLY_BYTES: usize = 1 << 30;
 
-/// A pool of connections for clients (deadpool recycles broken ones).
-pub type ClientPool = deadpool_lapin::Pool;
-
-/// A pool of at most `size` client connections to `url`, opened on demand.
-pub fn client_pool(url: &str, connection_name: &str, size: usize) -> Result<ClientPool, BusError> {
-    let cfg = deadpool_lapin::Config {
-        url: Some(url.to_owned()),
-        pool: Some(deadpool_lapin::PoolConfig::new(size)),
-    };
-    let name = connection_name.to_owned();
-    cfg.create_pool(
-        move || lapin::ConnectionProperties::default().with_connection_name(name.as_str().into()),
-        deadpool_lapin::Runtime::Tokio1,
-    )
-    .map_err(|e| BusError::Pool(e.to_string()))
-}
-
 enum Conn {
-    Own(Connection),
-    Pooled(deadpool_lapin::Connection),
+    Own(Box<Connection>),
+    Pooled(Arc<Connection>),
 }
 
 impl std::ops::Deref for Conn {
@@ -133,18 +116,27 @@ impl BusClient {
     /// Connects, declares Kazoo's exchanges, and opens a private reply queue
     /// named like a Kazoo one (`<app>@<host>-<id>`).
     pub async fn connect(url: &str, app_name: &str) -> Result<Self, BusError> {
-        Self::on(Conn::Own(connect(url, app_name).await?), app_name).await
+        Self::on(Conn::Own(Box::new(connect(url, app_name).await?)), app_name).await
+    }
+
+    /// [`BusClient::connect`] to the first of `brokers` (in their order of
+    /// preference) that answers: what the CLI does with the configured list.
+    pub async fn connect_first(brokers: &[Broker], app_name: &str) -> Result<Self, BusError> {
+        let mut last = BusError::Pool("no broker configured".into());
+        for broker in brokers {
+            match broker.connect(app_name).await {
+                Ok(conn) => return Self::on(Conn::Own(Box::new(conn)), app_name).await,
+                Err(e) => last = e.into(),
+            }
+        }
+        Err(last)
     }
 
     /// A client on a connection of `pool`, which goes back to the pool when the
     /// client is closed: the worker's occasional requests (warm-up, reconcile)
     /// reuse one connection instead of opening one each time.
     pub async fn from_pool(pool: &ClientPool, app_name: &str) -> Result<Self, BusError> {
-        let conn = pool
-            .get()
-            .await
-            .map_err(|e| BusError::Pool(e.to_string()))?;
-        Self::on(Conn::Pooled(conn), app_name).await
+        Self::on(Conn::Pooled(pool.get().await?), app_name).await
     }
 
     async fn on(conn: Conn, app_name: &str) -> Result<Self, BusError> {

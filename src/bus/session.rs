@@ -5,11 +5,21 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use lapin::Connection;
+use futures_util::{Stream, StreamExt};
+use lapin::{Connection, Event};
 use tokio_util::sync::CancellationToken;
 
 use super::consume::{Consume, Handler, ServeEnd, consumer};
-use super::{BusError, BusPublisher, Topology, close_channel, close_connection, connect};
+use super::{Broker, BusError, BusPublisher, Topology, close_channel, close_connection};
+
+/// What the broker tells a session about its connection, beside deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A resource alarm (memory, disk): the broker reads nothing more from
+    /// this connection once it publishes, until [`LinkEvent::Unblocked`].
+    Blocked(String),
+    Unblocked,
+}
 
 pub struct Session {
     conn: Arc<Connection>,
@@ -19,10 +29,21 @@ pub struct Session {
 
 impl Session {
     /// Connects under `connection_name` (shown by `rabbitmqctl list_connections`).
-    pub async fn open(url: &str, connection_name: &str) -> Result<Self, BusError> {
+    pub async fn open(broker: &Broker, connection_name: &str) -> Result<Self, BusError> {
         Ok(Self {
-            conn: Arc::new(connect(url, connection_name).await?),
+            conn: Arc::new(broker.connect(connection_name).await?),
             publishers: Vec::new(),
+        })
+    }
+
+    /// The connection's blocked/unblocked notices, as they come.
+    pub fn link_events(&self) -> impl Stream<Item = LinkEvent> + Send + Unpin + 'static {
+        self.conn.events_listener().filter_map(|e| {
+            std::future::ready(match e {
+                Event::ConnectionBlocked(reason) => Some(LinkEvent::Blocked(reason)),
+                Event::ConnectionUnblocked => Some(LinkEvent::Unblocked),
+                _ => None,
+            })
         })
     }
 

@@ -188,7 +188,7 @@ pub fn render(reply: &Value) -> (String, bool) {
     (out, false)
 }
 
-pub async fn run(url: &str, args: &CommandArgs) -> ExitCode {
+pub async fn run(settings: &crate::config::Settings, args: &CommandArgs) -> ExitCode {
     let body = match args.request_body() {
         Ok(b) => b,
         Err(e) => {
@@ -196,7 +196,9 @@ pub async fn run(url: &str, args: &CommandArgs) -> ExitCode {
             return ExitCode::from(BAD_ARGS);
         }
     };
-    let client = match BusClient::connect(url, "kazoo-channels-cli").await {
+    let client =
+        async { BusClient::connect_first(&settings.brokers()?, "kazoo-channels-cli").await };
+    let client = match client.await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kazoo-channels command: cannot reach the broker: {e}");

@@ -91,13 +91,13 @@ pub fn main() -> ExitCode {
         }
         Command::Command(args) => {
             logging::init(&settings.log);
-            runtime().block_on(command_client::run(&settings.amqp.url, &args))
+            runtime().block_on(command_client::run(&settings, &args))
         }
         Command::Query(args) => runtime().block_on(query_client::main(&settings, &args)),
         Command::Simulate(mut args) => {
             logging::init(&settings.log);
             args.progress = std::io::stderr().is_terminal();
-            match runtime().block_on(simulate::run(&settings.amqp.url, &args)) {
+            match runtime().block_on(simulate::run(settings.amqp.url.primary(), &args)) {
                 Ok(r) => {
                     println!(
                         "simulated {} calls ({} channels), {} events published, {} calls hung up{}",

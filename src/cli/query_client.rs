@@ -239,7 +239,8 @@ pub fn table(kind: &QueryKind, replies: &[Value]) -> String {
 pub async fn main(settings: &Settings, args: &QueryArgs) -> ExitCode {
     let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
     let out = args.what.outbound();
-    let replies = match BusClient::connect(&settings.amqp.url, APP_NAME).await {
+    let client = async { BusClient::connect_first(&settings.brokers()?, APP_NAME).await };
+    let replies = match client.await {
         Ok(client) => {
             let r = request(&client, &out, timeout, args.expect).await;
             client.close().await;

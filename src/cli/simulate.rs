@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::bus::{BusError, Session, Topology};
+use crate::bus::{Broker, BusError, Session, Topology};
 use crate::kapi::time::{gregorian_now_secs, unix_now_micros};
 use crate::kapi::{Outgoing, PublishOutcome, encode};
 
@@ -213,7 +213,7 @@ impl SimCall {
 /// Publishes the simulated calls at `rate` and, unless `leave_up`, hangs each up
 /// after `hold_ms`. Returns when every event is confirmed by the broker.
 pub async fn run(url: &str, args: &SimulateArgs) -> Result<SimulateReport, BusError> {
-    let mut bus = Session::open(url, "kazoo-channels-simulator").await?;
+    let mut bus = Session::open(&Broker::plain(url)?, "kazoo-channels-simulator").await?;
     let mut exchanges = Topology::for_instance("simulator");
     exchanges.queues.clear();
     bus.declare(&exchanges).await?;

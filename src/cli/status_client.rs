@@ -14,7 +14,7 @@ use crate::kapi::envelope::APP_NAME;
 
 pub async fn run(settings: Settings, timeout: f64, json: bool) -> ExitCode {
     let result = async {
-        let client = BusClient::connect(&settings.amqp.url, APP_NAME).await?;
+        let client = BusClient::connect_first(&settings.brokers()?, APP_NAME).await?;
         let replies = client
             .ask(
                 asks::status(),
@@ -58,10 +58,12 @@ pub fn table(replies: &[Value]) -> String {
         ("REJECTED", "Events-Rejected"),
         ("ANSWERED", "Requests-Answered"),
         ("RECONNECTS", "Reconnects"),
+        ("BROKERS", "Brokers"),
         ("WARMED_FROM", "Warmed-From"),
     ];
     let cell = |r: &Value, key: &str| match &r[key] {
         Value::String(s) => s.clone(),
+        Value::Array(brokers) => brokers_cell(brokers),
         Value::Null => "-".into(),
         v => v.to_string(),
     };
@@ -71,6 +73,27 @@ pub fn table(replies: &[Value]) -> String {
         .map(|r| cols.iter().map(|(_, k)| cell(r, k)).collect())
         .collect();
     render(&headers, &rows)
+}
+
+/// The brokers an instance is connected to, by host and port (`!` = blocked).
+fn brokers_cell(brokers: &[Value]) -> String {
+    let up: Vec<String> = brokers
+        .iter()
+        .filter(|b| b["Connected"] == true)
+        .map(|b| {
+            let url = b["URL"].as_str().unwrap_or_default();
+            let rest = url.split_once("://").map_or(url, |(_, r)| r);
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            let host = host.split('/').next().unwrap_or_default();
+            let blocked = if b["Blocked"] == true { "!" } else { "" };
+            format!("{host}{blocked}")
+        })
+        .collect();
+    if up.is_empty() {
+        "-".into()
+    } else {
+        up.join(",")
+    }
 }
 
 #[cfg(test)]
@@ -89,5 +112,16 @@ mod tests {
         assert!(lines[0].starts_with("NODE"));
         assert!(lines[1].starts_with("a@h") && lines[1].contains("warming"));
         assert!(lines[2].starts_with("b@h"));
+    }
+
+    #[test]
+    fn brokers_are_shown_by_host_with_blocked_marked() {
+        let t = table(&[json!({"Node": "a@h", "Brokers": [
+            {"URL": "amqp://k:***@rabbit1:5672/kz", "Connected": true, "Blocked": true},
+            {"URL": "amqps://rabbit2:5671/kz", "Connected": true, "Blocked": false},
+            {"URL": "amqp://rabbit3/kz", "Connected": false, "Blocked": false}
+        ]})]);
+        assert!(t.contains("rabbit1:5672!,rabbit2:5671"), "{t}");
+        assert!(!t.contains("rabbit3") && !t.contains("***"), "{t}");
     }
 }

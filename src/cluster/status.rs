@@ -36,6 +36,12 @@ pub fn handle(shared: &State, req: &Request) -> Outcome {
     put("Commands-Answered", json!(commands));
     put("Requests-Rejected", json!(Stats::get(&s.requests_rejected)));
     put("Reconnects", json!(Stats::get(&s.reconnects)));
+    let brokers: Vec<Value> = shared
+        .broker_views()
+        .into_iter()
+        .map(|b| json!({"URL": b.url, "Connected": b.connected, "Blocked": b.blocked}))
+        .collect();
+    put("Brokers", Value::Array(brokers));
     put("Channels-Reaped", json!(Stats::get(&s.channels_reaped)));
     put(
         "Channels-Reconciled",

@@ -115,7 +115,7 @@ impl TestVhost {
     /// Worker settings for this vhost: no periodic summary noise.
     pub fn settings(&self) -> Settings {
         let mut s = Settings::defaults();
-        s.amqp.url = self.url();
+        s.amqp.url = self.url().into();
         s.log.summary_interval_secs = 0;
         s.amqp.max_backoff_secs = 1;
         // No peer and no ecallmgr on a test vhost unless the test brings one:
