@@ -12,6 +12,10 @@ pub struct Stats {
     /// Channel commands answered, whatever the outcome.
     pub commands_answered: AtomicU64,
     pub requests_rejected: AtomicU64,
+    /// Queries and commands dropped unanswered past their deadline.
+    pub requests_expired: AtomicU64,
+    /// Deliveries whose handler panicked (acked; a bug to report).
+    pub handler_panics: AtomicU64,
     pub reconnects: AtomicU64,
     /// Channels dropped for exceeding the configured maximum age.
     pub channels_reaped: AtomicU64,
@@ -33,6 +37,8 @@ pub enum Tally {
     QueryAnswered,
     CommandAnswered,
     RequestRejected,
+    RequestExpired,
+    HandlerPanicked,
 }
 
 impl Stats {
@@ -53,6 +59,8 @@ impl Stats {
             Tally::QueryAnswered => &self.requests_answered,
             Tally::CommandAnswered => &self.commands_answered,
             Tally::RequestRejected => &self.requests_rejected,
+            Tally::RequestExpired => &self.requests_expired,
+            Tally::HandlerPanicked => &self.handler_panics,
         };
         Self::inc(counter);
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
+use super::deadline::Deadlines;
 use crate::bus::{self, Topology};
 use crate::config::Settings;
 use crate::kapi::{Identity, Incoming, Outgoing};
@@ -20,6 +21,7 @@ pub struct State {
     pub topology: Topology,
     pub registry: RwLock<Registry>,
     pub stats: Stats,
+    pub deadlines: Deadlines,
     pub started: Instant,
     /// Connections for our own requests (warm-up, reconcile).
     pub clients: bus::ClientPool,
@@ -70,6 +72,7 @@ impl State {
             instance,
             registry: RwLock::new(registry),
             stats: Stats::default(),
+            deadlines: Deadlines::new(Duration::from_millis(settings.queries.request_deadline_ms)),
             started: Instant::now(),
             clients: bus::client_pool(&settings.amqp.url, &format!("{node} requests"), 2)
                 .expect("a pool of a validated URL on the tokio runtime"),

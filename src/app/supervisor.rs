@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::housekeeping;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
@@ -109,6 +109,9 @@ async fn supervise(
     let mut backoff = Duration::from_millis(100);
     let url = redact_url(&state.settings.amqp.url);
     info!(node = %state.identity.node, instance = %state.instance, broker = %url, "starting");
+    // Configuration refusals already logged since the last good session: a
+    // wrong password is said once, not at every retry.
+    let mut refusals: Vec<String> = Vec::new();
     loop {
         let mut connected = false;
         let began = Instant::now();
@@ -121,13 +124,25 @@ async fn supervise(
         if connected && began.elapsed() > Duration::from_secs(5) {
             backoff = Duration::from_millis(100);
         }
+        if connected {
+            refusals.clear();
+        }
         let _ = status.send(BusStatus::Disconnected);
         Stats::inc(&state.stats.reconnects);
         match result {
             Ok(end) => warn!(?end, "a consumer ended; reconnecting"),
-            Err(error) => {
-                warn!(%error, broker = %url, retry_in_ms = backoff.as_millis() as u64, "disconnected from the broker; keeping the registry and retrying")
-            }
+            Err(error) => match error.refusal() {
+                Some(r) if !refusals.contains(&r.broker_says) => {
+                    error!(key = "amqp.url", broker = %url, broker_says = %r.broker_says, retry_in_ms = backoff.as_millis() as u64, "configuration error: {}; retrying with backoff (logged once)", r.fix);
+                    refusals.push(r.broker_says);
+                }
+                Some(r) => {
+                    debug!(broker_says = %r.broker_says, retry_in_ms = backoff.as_millis() as u64, "still refused by the broker")
+                }
+                None => {
+                    warn!(%error, broker = %url, retry_in_ms = backoff.as_millis() as u64, "disconnected from the broker; keeping the registry and retrying")
+                }
+            },
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -37,7 +37,8 @@ pub async fn run(shared: &State) -> Result<(Source, usize), BusError> {
     let cfg = &shared.settings.cluster;
     let client = BusClient::from_pool(&shared.clients, APP_NAME)
         .await?
-        .with_node(&shared.identity.node);
+        .with_node(&shared.identity.node)
+        .with_max_reply_bytes(cfg.max_warmup_reply_bytes);
     let result = from_peer(
         shared,
         &client,

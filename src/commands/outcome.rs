@@ -24,6 +24,9 @@ pub enum CommandError {
     Nacked,
     #[error("could not publish the metaflow message: {0}")]
     Publish(#[from] PublishError),
+    /// Never answered: the requester gave up before it was carried out.
+    #[error("the request's deadline passed before it was carried out")]
+    Expired,
 }
 
 impl CommandError {
@@ -33,7 +36,7 @@ impl CommandError {
             Self::NotFound { .. } => 404,
             Self::NotBridged(_) => 409,
             Self::NotRouted(_) | Self::Nacked => 503,
-            Self::Publish(_) => 500,
+            Self::Publish(_) | Self::Expired => 500,
         }
     }
 }

@@ -85,6 +85,7 @@ fn identity() -> Identity {
 fn settings(system_wide_listing: bool) -> QuerySettings {
     QuerySettings {
         system_wide_listing,
+        ..crate::config::Settings::defaults().queries
     }
 }
 
@@ -377,11 +378,7 @@ fn unanswerable_requests_are_errors() {
 async fn the_handler_says_what_to_count() {
     let state = State::new(crate::config::Settings::defaults());
     *state.registry.write().unwrap() = registry();
-    let msg = |body| Incoming {
-        routing_key: "call.status_req.acct1".into(),
-        body,
-        redelivered: false,
-    };
+    let msg = |body| Incoming::new("call.status_req.acct1", body);
     let out = handle(
         &state,
         &msg(request(
