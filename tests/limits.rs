@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use kazoo_channels::cluster::snapshot;
 use kazoo_channels::commands;
 use kazoo_channels::config::Settings;
-use kazoo_channels::kapi::request::Request;
 use kazoo_channels::kapi::schema::schemas;
-use kazoo_channels::kapi::{CallEvent, Identity, Incoming, Outgoing, Publish, PublishError, PublishOutcome};
+use kazoo_channels::kapi::{
+    CallEvent, Identity, Incoming, Outgoing, Publish, PublishError, PublishOutcome, Request,
+};
 use kazoo_channels::queries;
 use kazoo_channels::registry::Registry;
 use serde_json::{Map, Value, json};
@@ -60,7 +61,8 @@ fn request(name: &str, keys: Value) -> Vec<u8> {
 fn ask(reg: &Registry, name: &str, keys: Value) -> Option<Value> {
     let mut settings = Settings::defaults().queries;
     settings.system_wide_listing = true;
-    let answer = queries::handle(reg, &identity(), &settings, &request(name, keys), NOW).ok()?;
+    let answer =
+        queries::answer_body(reg, &identity(), &settings, &request(name, keys), NOW).ok()?;
     let reply = answer.reply?;
     let v: Value = serde_json::from_slice(&reply.body)
         .unwrap_or_else(|e| panic!("our reply is not strict JSON: {e}"));
@@ -111,7 +113,14 @@ fn held_bridge_stamped_before_its_create_keeps_the_other_leg() {
 /// missing one, in events and in requests.
 #[test]
 fn a_call_id_that_is_not_a_non_empty_string_is_refused() {
-    for id in [json!(12345), json!(true), json!(["x"]), json!({"a": 1}), json!(""), json!(null)] {
+    for id in [
+        json!(12345),
+        json!(true),
+        json!(["x"]),
+        json!({"a": 1}),
+        json!(""),
+        json!(null),
+    ] {
         let mut v = event("CREATE", "x", 1);
         v["Call-ID"] = id.clone();
         let body = serde_json::to_vec(&v).unwrap();
@@ -160,7 +169,10 @@ fn repeated_authorizing_and_owner_ids_match_each_channel_once() {
 fn many_fields_cost_in_proportion() {
     let mut reg = Registry::default();
     for i in 0..2_000 {
-        apply(&mut reg, &event("CREATE", &format!("fields-{i}@10.0.0.1"), 1));
+        apply(
+            &mut reg,
+            &event("CREATE", &format!("fields-{i}@10.0.0.1"), 1),
+        );
     }
     let mut fields: Vec<String> = (0..100_000).map(|i| format!("Not-A-Key-{i}")).collect();
     fields.push("Account-ID".into());
@@ -202,12 +214,7 @@ fn new_custom_variables_cost_in_proportion() {
     let (_, second) = timed("ANSWER with 25,000 other custom variables", || {
         reg.apply(CallEvent::decode(&answer).unwrap(), Instant::now())
     });
-    let ccv = reg
-        .get(call)
-        .unwrap()
-        .custom_channel_vars
-        .as_ref()
-        .unwrap();
+    let ccv = reg.get(call).unwrap().custom_channel_vars.as_ref().unwrap();
     assert_eq!(ccv.len(), n);
     assert!(first < Duration::from_secs(3), "{first:?}");
     assert!(second < Duration::from_secs(3), "{second:?}");
@@ -245,7 +252,7 @@ fn deep_nesting_costs_in_proportion() {
     settings.system_wide_listing = true;
     let body = deep("Fields");
     let (answered, took) = timed("query nested 100,000 deep", || {
-        queries::handle(&reg, &identity(), &settings, &body, NOW).is_ok()
+        queries::answer_body(&reg, &identity(), &settings, &body, NOW).is_ok()
     });
     assert!(!answered);
     assert!(took < Duration::from_secs(1), "{took:?}");
@@ -253,7 +260,7 @@ fn deep_nesting_costs_in_proportion() {
     let held = Held::default();
     let body = deep("Data");
     let (reply, took) = timed("command nested 100,000 deep", || {
-        block_on(commands::handle(&registry, &identity(), &held, &body))
+        block_on(commands::respond(&registry, &identity(), &held, &body))
     });
     assert!(reply.is_none(), "not JSON: no reply address can be read");
     assert!(held.0.lock().unwrap().is_empty());
@@ -281,7 +288,12 @@ fn custom_variables_are_strict_json_once_taken_in() {
         reg.apply(ev, Instant::now());
     }
     assert_eq!(reg.len(), 3);
-    let reply = ask(&reg, "query_account_channels_req", json!({"Account-ID": ACCOUNT})).unwrap();
+    let reply = ask(
+        &reg,
+        "query_account_channels_req",
+        json!({"Account-ID": ACCOUNT}),
+    )
+    .unwrap();
     let ccv = &reply["Channels"][0]["custom_channel_vars"];
     assert_eq!(ccv["Lone-High"], "\u{fffd}");
     assert_eq!(ccv["Lone-Low"], "x\u{fffd}y");
@@ -293,15 +305,14 @@ fn custom_variables_are_strict_json_once_taken_in() {
     assert_eq!(fields_all["Channels"].as_object().unwrap().len(), 3);
 
     // The snapshot a starting peer reads: every part strict, every channel in it.
-    let msg = Incoming {
-        routing_key: "channels.snapshot".into(),
-        body: serde_json::to_vec(&json!({
+    let msg = Incoming::new(
+        "channels.snapshot",
+        serde_json::to_vec(&json!({
             "Event-Category": "channels", "Event-Name": "snapshot_req",
             "Msg-ID": "snap-1", "Server-ID": "peer@host-<0.1.0>-q", "Node": "peer@host",
         }))
         .unwrap(),
-        redelivered: false,
-    };
+    );
     let req = Request::parse(&msg).unwrap();
     let parts: Vec<Value> = snapshot::replies(&reg, &identity(), &req)
         .iter()
@@ -315,7 +326,10 @@ fn custom_variables_are_strict_json_once_taken_in() {
     assert_eq!(counted as usize, carried);
     let mut peer = Registry::default();
     let refs: Vec<&Value> = parts.iter().collect();
-    assert_eq!(snapshot::apply(&mut peer, &refs, Instant::now()).unwrap(), 3);
+    assert_eq!(
+        snapshot::apply(&mut peer, &refs, Instant::now()).unwrap(),
+        3
+    );
 }
 
 /// Finding 2 (values): a custom variable past 64 KiB is not kept.
@@ -329,7 +343,11 @@ fn an_oversized_custom_variable_is_not_kept() {
     let ch = reg.get(call).unwrap();
     let ccv = ch.custom_channel_vars.as_ref().unwrap().to_json();
     assert!(ccv.len() < 4096, "{} bytes kept", ccv.len());
-    assert_eq!(ch.account_id.as_deref(), Some(ACCOUNT), "the others are kept");
+    assert_eq!(
+        ch.account_id.as_deref(),
+        Some(ACCOUNT),
+        "the others are kept"
+    );
 }
 
 /// Finding 1: a reply address that cannot be a routing key (over 255 bytes)
@@ -351,8 +369,13 @@ fn a_reply_address_that_cannot_be_a_routing_key_is_refused() {
         ))
         .unwrap();
         body["Server-ID"] = json!(server_id);
-        let answer =
-            queries::handle(&reg, &identity(), &settings, &serde_json::to_vec(&body).unwrap(), NOW);
+        let answer = queries::answer_body(
+            &reg,
+            &identity(),
+            &settings,
+            &serde_json::to_vec(&body).unwrap(),
+            NOW,
+        );
         let reply = answer.ok().and_then(|a| a.reply);
         assert_eq!(reply.is_some(), answered, "{} bytes", server_id.len());
         if let Some(r) = reply {
@@ -389,17 +412,10 @@ fn a_command_whose_routing_key_cannot_be_built_is_refused() {
         "Account-ID": ACCOUNT, "Call-ID": call, "Action": "hangup",
     }))
     .unwrap();
-    let reply = block_on(commands::handle(
-        &registry,
-        &identity(),
-        &held,
-        &body,
-    ))
-    .expect("answered");
+    let reply =
+        block_on(commands::respond(&registry, &identity(), &held, &body)).expect("answered");
     assert!(held.0.lock().unwrap().is_empty(), "nothing published");
     let v: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(v["Status"], "error", "{v}");
-    schemas()
-        .validate("channels.command_resp", &v, "")
-        .unwrap();
+    schemas().validate("channels.command_resp", &v, "").unwrap();
 }

@@ -6,9 +6,10 @@
 use std::borrow::Cow;
 
 use kazoo_channels::kapi::members::members;
+use kazoo_channels::kapi::strict::{self, Kept};
 use libfuzzer_sys::fuzz_target;
-use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// serde_json's own split of an object: keys unescaped, values as text.
@@ -45,8 +46,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(raw) = serde_json::from_str::<Box<RawValue>>(text) else {
         return;
     };
-    let ours: Option<Vec<(String, String)>> = members(&raw)
-        .map(|m| m.into_iter().map(|(k, v)| (k.into_owned(), v.to_owned())).collect());
+    let ours: Option<Vec<(String, String)>> = members(&raw).map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (k.into_owned(), v.to_owned()))
+            .collect()
+    });
     let theirs = reference(raw.get());
     match (&ours, &theirs) {
         (Some(a), Some(b)) => assert_eq!(a, b, "{text}"),
@@ -54,7 +58,16 @@ fuzz_target!(|data: &[u8]| {
         (None, Some(_)) | (None, None) => {}
         (Some(_), None) => panic!("the scanner split what serde_json refuses: {text}"),
     }
-    let _ = Value::deserialize(&mut serde_json::Deserializer::from_str(raw.get()));
+    // Every value the custom-variable rule keeps is one a strict reader takes.
+    for (key, text) in ours.unwrap_or_default() {
+        let kept = match strict::value(&key, &text) {
+            Kept::Same => text.clone(),
+            Kept::Fixed(t) => t.into_owned(),
+            Kept::Dropped => continue,
+        };
+        if let Err(e) = serde_json::from_str::<Value>(&kept) {
+            panic!("kept {kept:?} (from {text:?}) is not strict JSON: {e}");
+        }
+        assert!(strict::depth(&kept) <= strict::MAX_DEPTH, "{kept}");
+    }
 });
-
-use serde_json::Value;

@@ -27,17 +27,21 @@ impl Publish for Held {
 fuzz_target!(|body: &[u8]| {
     let identity = Identity::new("kazoo-channels-fuzz@host");
     let held = Held::default();
-    let reply = futures_executor::block_on(commands::handle(
-        &REGISTRY, &identity, &held, body,
-    ));
+    let reply = futures_executor::block_on(commands::respond(&REGISTRY, &identity, &held, body));
     for m in held.0.into_inner().expect("held") {
-        assert!(m.routing_key.len() <= 255, "a routing key fits a short string");
+        assert!(
+            m.routing_key.len() <= 255,
+            "a routing key fits a short string"
+        );
         let v = check_sent(&m.body, None);
         let name = v["Event-Name"].as_str().expect("named");
         check_sent(&m.body, Some(&format!("kapi.metaflow.{name}")));
     }
     if let Some(reply) = reply {
-        assert!(reply.routing_key.len() <= 255, "a routing key fits a short string");
+        assert!(
+            reply.routing_key.len() <= 255,
+            "a routing key fits a short string"
+        );
         check_sent(&reply.body, Some("channels.command_resp"));
     }
 });

@@ -4,25 +4,24 @@
 
 use std::sync::LazyLock;
 
-use kazoo_channels::config::QuerySettings;
 use kazoo_channels::kapi::Identity;
 use kazoo_channels::queries;
 use kazoo_channels::registry::Registry;
-use kazoo_channels_fuzz::{NOW, check_reply, registry};
+use kazoo_channels_fuzz::{NOW, check_reply, registry, settings};
 use libfuzzer_sys::fuzz_target;
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(registry);
 
 fuzz_target!(|body: &[u8]| {
     let identity = Identity::new("kazoo-channels-fuzz@host");
-    let settings = QuerySettings {
-        system_wide_listing: true,
-    };
-    if let Ok(answer) = queries::handle(&REGISTRY, &identity, &settings, body, NOW)
+    if let Ok(answer) = queries::answer_body(&REGISTRY, &identity, &settings(), body, NOW)
         && let Some(reply) = answer.reply
     {
         assert_eq!(reply.exchange, "targeted");
-        assert!(reply.routing_key.len() <= 255, "a routing key fits a short string");
+        assert!(
+            reply.routing_key.len() <= 255,
+            "a routing key fits a short string"
+        );
         check_reply(&reply.body);
     }
 });

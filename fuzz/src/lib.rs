@@ -51,9 +51,19 @@ static EVENTS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
 pub fn registry() -> Registry {
     let mut reg = Registry::default();
     for body in EVENTS.iter() {
-        reg.apply(CallEvent::decode(body).expect("fixture decodes"), Instant::now());
+        reg.apply(
+            CallEvent::decode(body).expect("fixture decodes"),
+            Instant::now(),
+        );
     }
     reg
+}
+
+/// The query settings of the targets: system-wide listing on, so `all` lists.
+pub fn settings() -> kazoo_channels::config::QuerySettings {
+    let mut s = kazoo_channels::config::Settings::defaults().queries;
+    s.system_wide_listing = true;
+    s
 }
 
 /// A message body we would publish: strict JSON, an object, valid against
@@ -92,14 +102,11 @@ pub fn check_reply(body: &[u8]) -> Value {
 /// Asks every query API about every channel, account, user and device the
 /// registry holds, and checks each reply.
 pub fn ask_all(reg: &Registry) {
-    use kazoo_channels::config::QuerySettings;
     use kazoo_channels::kapi::Identity;
     use kazoo_channels::queries;
 
     let identity = Identity::new("kazoo-channels-fuzz@host");
-    let settings = QuerySettings {
-        system_wide_listing: true,
-    };
+    let settings = settings();
     let mut asks = vec![
         json!({"Event-Name": "query_account_channels_req", "Account-ID": "all"}),
         json!({"Event-Name": "query_channels_req", "Fields": "all"}),
@@ -113,9 +120,11 @@ pub fn ask_all(reg: &Registry) {
             asks.push(json!({"Event-Name": "query_account_channels_req", "Account-ID": &**a}));
         }
         if let Some(r) = &ch.realm {
-            asks.push(json!({"Event-Name": "query_user_channels_req", "Realm": &**r,
+            asks.push(
+                json!({"Event-Name": "query_user_channels_req", "Realm": &**r,
                 "Active-Only": false, "Authorizing-IDs": [ch.authorizing_id.as_deref()],
-                "Owner-IDs": [ch.owner_id.as_deref()]}));
+                "Owner-IDs": [ch.owner_id.as_deref()]}),
+            );
         }
         if let Some(d) = &ch.authorizing_id {
             asks.push(json!({"Event-Name": "query_auth_id_req", "Auth-ID": &**d}));
@@ -133,7 +142,7 @@ pub fn ask_all(reg: &Registry) {
         o.insert("Msg-ID".into(), json!("fuzz-1"));
         o.insert("Server-ID".into(), json!("fuzz@host-<0.1.0>-q"));
         let body = serde_json::to_vec(&ask).expect("serializes");
-        let answer = queries::handle(reg, &identity, &settings, &body, NOW)
+        let answer = queries::answer_body(reg, &identity, &settings, &body, NOW)
             .unwrap_or_else(|e| panic!("our own request is refused: {e}"));
         if let Some(reply) = answer.reply {
             check_reply(&reply.body);
@@ -145,8 +154,7 @@ pub fn ask_all(reg: &Registry) {
 /// `channels.snapshot_resp`, and merge whole into an empty registry.
 pub fn snapshot_roundtrip(reg: &Registry) {
     use kazoo_channels::cluster::snapshot;
-    use kazoo_channels::kapi::Identity;
-    use kazoo_channels::kapi::request::Request;
+    use kazoo_channels::kapi::{Identity, Incoming, Request};
 
     let identity = Identity::new("kazoo-channels-fuzz@host");
     let body = serde_json::to_vec(&json!({
@@ -155,11 +163,7 @@ pub fn snapshot_roundtrip(reg: &Registry) {
         "Node": "peer@host",
     }))
     .expect("serializes");
-    let msg = kazoo_channels::kapi::Incoming {
-        routing_key: "channels.snapshot".into(),
-        body,
-        redelivered: false,
-    };
+    let msg = Incoming::new("channels.snapshot", body);
     let req = Request::parse(&msg).expect("our snapshot request parses");
     let parts: Vec<Value> = snapshot::replies(reg, &identity, &req)
         .iter()

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use super::state::Outcome;
-use crate::kapi::envelope::msg_id_of;
 use crate::kapi::Incoming;
+use crate::kapi::envelope::msg_id_of;
 use crate::stats::Tally;
 
 /// Expiries closer together than this are one burst, logged once.
@@ -60,7 +60,10 @@ impl Deadlines {
             let msg_id = msg_id_of(&msg.body);
             warn!(route, msg_id, age_ms, deadline_ms, routing_key = %msg.routing_key, "requests past their deadline dropped unanswered (the worker was stalled, or the queue backed up); logged once per burst, counted as Requests-Expired");
         } else {
-            debug!(route, age_ms, deadline_ms, "request past its deadline dropped unanswered");
+            debug!(
+                route,
+                age_ms, deadline_ms, "request past its deadline dropped unanswered"
+            );
         }
         Outcome::silent(Tally::RequestExpired)
     }

@@ -238,3 +238,7 @@ pub fn routes(state: &Arc<State>, publisher: &BusPublisher) -> Vec<Route> {
         },
     ]
 }
+
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod routes_tests;

@@ -169,7 +169,11 @@ impl BusClient {
                 let limit = max.load(std::sync::atomic::Ordering::Relaxed);
                 if d.data.len() > limit {
                     s.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::warn!(bytes = d.data.len(), limit, "a reply longer than the bound was dropped unread");
+                    tracing::warn!(
+                        bytes = d.data.len(),
+                        limit,
+                        "a reply longer than the bound was dropped unread"
+                    );
                     continue;
                 }
                 let Ok(v) = serde_json::from_slice::<Value>(&d.data) else {

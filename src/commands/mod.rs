@@ -33,7 +33,15 @@ use crate::stats::Tally;
 /// the request acked.
 pub async fn handle<P: Publish>(state: &State, publisher: &P, msg: &Incoming) -> Outcome {
     let due = state.deadlines.due(msg);
-    match carry(&state.registry, &state.identity, publisher, &msg.body, Some(due)).await {
+    match carry(
+        &state.registry,
+        &state.identity,
+        publisher,
+        &msg.body,
+        Some(due),
+    )
+    .await
+    {
         Carried::Answered(reply) => Outcome::publish(vec![reply], Tally::CommandAnswered),
         Carried::Silent => Outcome::default(),
         Carried::Refused => Outcome::silent(Tally::RequestRejected),

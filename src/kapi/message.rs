@@ -89,7 +89,8 @@ pub struct Incoming {
 
 /// Gregorian microseconds between 1964 and 2091: a timestamp outside is not
 /// Kazoo's (AMQP's own convention is Unix seconds), so it dates nothing.
-const PLAUSIBLE_GREGORIAN_MICROS: std::ops::Range<u64> = 62_000_000_000_000_000..66_000_000_000_000_000;
+const PLAUSIBLE_GREGORIAN_MICROS: std::ops::Range<u64> =
+    62_000_000_000_000_000..66_000_000_000_000_000;
 
 impl Incoming {
     /// A delivery received now, without a timestamp (tests, held events).
@@ -260,7 +261,10 @@ mod tests {
         assert!(m.age() < Duration::from_secs(1));
         m.sent_at = Some(gregorian_now_micros() - 5_000_000);
         let age = m.age();
-        assert!(age >= Duration::from_secs(5) && age < Duration::from_secs(6), "{age:?}");
+        assert!(
+            age >= Duration::from_secs(5) && age < Duration::from_secs(6),
+            "{age:?}"
+        );
         // Ahead of our clock: as old as its time here.
         m.sent_at = Some(gregorian_now_micros() + 60_000_000);
         assert!(m.age() < Duration::from_secs(1));

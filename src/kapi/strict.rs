@@ -82,11 +82,12 @@ pub fn value<'a>(key: &str, text: &'a str) -> Kept<'a> {
     }
 }
 
+/// An object's members, keys unescaped and values as their JSON text.
+pub type Members<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
 /// The members of an object with the rule applied, or `None` when it changes
 /// none of them (nearly always: then the caller keeps its own slice).
-pub fn members<'a>(
-    entries: &[(Cow<'a, str>, &'a str)],
-) -> Option<(Vec<(Cow<'a, str>, Cow<'a, str>)>, Changes)> {
+pub fn members<'a>(entries: &[(Cow<'a, str>, &'a str)]) -> Option<(Members<'a>, Changes)> {
     let first = entries
         .iter()
         .position(|(k, v)| value(k, v) != Kept::Same)?;

@@ -1,0 +1,133 @@
+//! Hostile requests and a stalled worker against a real broker (issue 10):
+//! a reply address no routing key can hold costs no reconnect, and a worker
+//! paused past its requests' deadline answers none of them late.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use kazoo_channels::bus::{BusClient, Collect};
+use kazoo_channels::kapi::{Outgoing, encode};
+use serde_json::{Map, Value, json};
+
+/// The one status reply of the one worker on the vhost.
+async fn status(client: &BusClient) -> Value {
+    let mut replies = status_replies(client, Duration::from_millis(600)).await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    replies.remove(0)
+}
+
+/// An account query as Crossbar sends it, its reply collected for `wait`.
+async fn account_query(client: &BusClient, account: &str, wait: Duration) -> Vec<Value> {
+    let body: Map<String, Value> =
+        json!({"Account-ID": account, "Active-Only": false, "Usernames": []})
+            .as_object()
+            .unwrap()
+            .clone();
+    client
+        .request(
+            "callevt",
+            &format!("call.status_req.{}", encode(account)),
+            "call_event",
+            "query_account_channels_req",
+            body,
+            Collect::first(wait),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_address_longer_than_a_routing_key_costs_no_reconnect() {
+    let vh = TestVhost::new("long-server-id");
+    let w = vh.worker().await;
+    let client = vh.client("crossbar").await;
+    let before = status(&client).await;
+    let account = hex_id();
+    let long = "q".repeat(256);
+    for server_id in [long.clone(), format!("pid://<0.5511.0>/{long}")] {
+        for n in 0..2 {
+            let body = json!({
+                "Event-Category": "call_event", "Event-Name": "query_account_channels_req",
+                "App-Name": "crossbar", "App-Version": "4.0.0", "Node": "crossbar@kz1",
+                "Msg-ID": format!("long-{n}"), "Server-ID": server_id,
+                "Account-ID": account, "Active-Only": false,
+            });
+            let rk = format!("call.status_req.{}", encode(&account));
+            client
+                .publish(&Outgoing::json("callevt", rk, &body))
+                .await
+                .unwrap();
+        }
+    }
+    // The next request is answered at once, by the same session.
+    let began = Instant::now();
+    let replies = account_query(&client, &account, Duration::from_secs(5)).await;
+    assert_eq!(replies.len(), 1, "answered");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    let after = status(&client).await;
+    assert_eq!(after["Reconnects"], before["Reconnects"], "{after}");
+    let rejected = |s: &Value| s["Requests-Rejected"].as_u64().unwrap();
+    assert_eq!(rejected(&after), rejected(&before) + 4, "{after}");
+    client.close().await;
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_paused_past_the_deadline_answers_nothing_late() {
+    let vh = TestVhost::new("sigstop");
+    let child = spawn_binary(&vh, &[]);
+    wait_for_instances(&vh, 1, 0).await;
+    let client = std::sync::Arc::new(vh.client("crossbar").await);
+    let account = hex_id();
+    assert_eq!(
+        account_query(&client, &account, Duration::from_secs(5))
+            .await
+            .len(),
+        1,
+        "answered before the pause"
+    );
+    let signal = |sig: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {sig}");
+    };
+    signal("-STOP");
+    // Six requests reach the stopped worker's prefetch buffer; each waits
+    // longer than the pause for its reply, to see any late one.
+    let waiting: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, account) = (client.clone(), account.clone());
+            tokio::spawn(
+                async move { account_query(&client, &account, Duration::from_secs(9)).await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    signal("-CONT");
+    // New requests are answered at once.
+    let began = Instant::now();
+    let fresh = account_query(&client, &account, Duration::from_secs(5)).await;
+    assert_eq!(fresh.len(), 1, "a new request is answered after the pause");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    for w in waiting {
+        assert!(
+            w.await.unwrap().is_empty(),
+            "a request past its deadline was answered late"
+        );
+    }
+    let status = status(&client).await;
+    assert_eq!(status["Requests-Expired"], 6, "{status}");
+    drop(child);
+}
