@@ -4,7 +4,8 @@
 //! the broker already handed us (our prefetch) ages in our buffer instead, a
 //! stall of this process included. So each is timed from its AMQP timestamp
 //! (see [`Incoming::age`]) and, past `queries.request_deadline_ms`, acked and
-//! counted, never answered or carried out.
+//! counted, never answered or carried out. A requester that says how long it
+//! waits (the AMQP `expiration` our own requester sets) is taken at its word.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -33,14 +34,19 @@ impl Deadlines {
         }
     }
 
+    /// How long `msg`'s requester waits.
+    fn wait(&self, msg: &Incoming) -> Duration {
+        msg.expires_in.unwrap_or(self.after)
+    }
+
     /// Whether `msg` is past its deadline now.
     pub fn passed(&self, msg: &Incoming) -> bool {
-        msg.age() > self.after
+        msg.age() > self.wait(msg)
     }
 
     /// The instant past which `msg` must not be carried out.
     pub fn due(&self, msg: &Incoming) -> Instant {
-        Instant::now() + self.after.saturating_sub(msg.age())
+        Instant::now() + self.wait(msg).saturating_sub(msg.age())
     }
 
     /// What an expired request comes to: nothing sent, counted, logged at
@@ -55,7 +61,7 @@ impl Deadlines {
             first
         };
         let age_ms = msg.age().as_millis() as u64;
-        let deadline_ms = self.after.as_millis() as u64;
+        let deadline_ms = self.wait(msg).as_millis() as u64;
         if first {
             let msg_id = msg_id_of(&msg.body);
             warn!(route, msg_id, age_ms, deadline_ms, routing_key = %msg.routing_key, "requests past their deadline dropped unanswered (the worker was stalled, or the queue backed up); logged once per burst, counted as Requests-Expired");
@@ -85,5 +91,8 @@ mod tests {
         assert!(d.due(&msg) <= Instant::now());
         assert_eq!(d.expired("queries", &msg).tally, Tally::RequestExpired);
         assert!(d.expired("queries", &msg).publish.is_empty());
+        // A requester that says it waits longer is answered for that long.
+        msg.expires_in = Some(Duration::from_secs(4));
+        assert!(!d.passed(&msg));
     }
 }

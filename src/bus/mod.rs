@@ -210,6 +210,12 @@ fn incoming(d: &mut lapin::message::Delivery) -> Incoming {
         body: std::mem::take(&mut d.data),
         redelivered: d.redelivered,
         sent_at: *d.properties.timestamp(),
+        expires_in: d
+            .properties
+            .expiration()
+            .as_ref()
+            .and_then(|e| e.as_str().parse().ok())
+            .map(std::time::Duration::from_millis),
         received: std::time::Instant::now(),
     }
 }

@@ -83,6 +83,9 @@ pub struct Incoming {
     /// The AMQP `timestamp` property, when the sender set one: Kazoo (and
     /// our own publisher) put Gregorian microseconds there (WIRE.md §2.1).
     pub sent_at: Option<u64>,
+    /// The AMQP `expiration` property: how long its sender waits for it (our
+    /// own requester sets it; Kazoo never does).
+    pub expires_in: Option<Duration>,
     /// When it reached us.
     pub received: Instant,
 }
@@ -100,6 +103,7 @@ impl Incoming {
             body,
             redelivered: false,
             sent_at: None,
+            expires_in: None,
             received: Instant::now(),
         }
     }
