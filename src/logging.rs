@@ -8,7 +8,8 @@ use crate::config::LogSettings;
 
 /// `RUST_LOG` wins over the configured level.
 pub fn init(log: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(directives(&log.level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colored(&log.color, std::io::stderr().is_terminal()))
@@ -20,6 +21,18 @@ pub fn init(log: &LogSettings) {
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;
+}
+
+/// The configured level, with lapin's own lines off unless it names lapin:
+/// every bus error reaches the supervisor, which logs it once with what to
+/// do, while lapin logs the same at `error`, three lines at every retry (a
+/// wrong password filled the log at each backoff step).
+fn directives(level: &str) -> String {
+    if level.contains("lapin") {
+        level.to_owned()
+    } else {
+        format!("{level},lapin=off")
+    }
 }
 
 /// Whether text logs carry ANSI colours: escape codes in a file, journald or
@@ -35,7 +48,13 @@ fn colored(setting: &str, terminal: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::colored;
+    use super::{colored, directives};
+
+    #[test]
+    fn lapin_is_quiet_unless_named() {
+        assert_eq!(directives("info"), "info,lapin=off");
+        assert_eq!(directives("info,lapin=debug"), "info,lapin=debug");
+    }
 
     #[test]
     fn colours_only_where_asked_or_on_a_terminal() {
