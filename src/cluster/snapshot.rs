@@ -46,7 +46,7 @@ pub fn replies(registry: &Registry, identity: &Identity, req: &Request) -> Vec<O
             body.insert("Channel-Count".into(), json!(channels.len()));
             body.insert(
                 "Channels".into(),
-                Value::Array(chunk.filter_map(|c| serde_json::to_value(c).ok()).collect()),
+                Value::Array(chunk.filter_map(|c| written(c)).collect()),
             );
             if i == 0 {
                 body.insert("Destroyed".into(), json!(destroyed));
@@ -54,6 +54,15 @@ pub fn replies(registry: &Registry, identity: &Identity, req: &Request) -> Vec<O
             req.reply(identity, CATEGORY, RESP, body).ok()
         })
         .collect()
+}
+
+/// A channel as a snapshot carries it. Custom variables are strict JSON
+/// since intake (`kapi::strict`), so this does not fail; were it to, the
+/// channel is named in the log rather than silently left out.
+fn written(ch: &Channel) -> Option<Value> {
+    serde_json::to_value(ch)
+        .map_err(|error| tracing::warn!(call_id = %ch.uuid, %error, "a channel could not be written into a snapshot; left out"))
+        .ok()
 }
 
 /// The parts of one complete snapshot among `replies` (all from one `Node`:
