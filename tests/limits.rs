@@ -59,18 +59,38 @@ fn request(name: &str, keys: Value) -> Vec<u8> {
 /// The reply to a query, parsed by serde_json's strict reader and checked
 /// against its schema; `None` for no reply.
 fn ask(reg: &Registry, name: &str, keys: Value) -> Option<Value> {
+    ask_timed(None, reg, name, keys).0
+}
+
+/// [`ask`], timing the answer alone (request bytes in, reply bytes out) as `what`.
+fn ask_timed(
+    what: Option<&str>,
+    reg: &Registry,
+    name: &str,
+    keys: Value,
+) -> (Option<Value>, Duration) {
     let mut settings = Settings::defaults().queries;
     settings.system_wide_listing = true;
-    let answer =
-        queries::answer_body(reg, &identity(), &settings, &request(name, keys), NOW).ok()?;
-    let reply = answer.reply?;
-    let v: Value = serde_json::from_slice(&reply.body)
+    let body = request(name, keys);
+    let began = Instant::now();
+    let answer = queries::answer_body(reg, &identity(), &settings, &body, NOW);
+    let took = began.elapsed();
+    if let Some(what) = what {
+        println!("{what}: {:.1} ms", took.as_secs_f64() * 1e3);
+    }
+    let reply = answer.ok().and_then(|a| a.reply);
+    (reply.map(|r| checked(&r.body)), took)
+}
+
+/// A reply body, parsed by the strict reader and valid against its schema.
+fn checked(body: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("our reply is not strict JSON: {e}"));
     let schema = format!("kapi.call.{}", v["Event-Name"].as_str().unwrap());
     schemas()
         .validate(&schema, &v, "")
         .unwrap_or_else(|e| panic!("{schema}: {e:?}"));
-    Some(v)
+    v
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -149,13 +169,12 @@ fn repeated_authorizing_and_owner_ids_match_each_channel_once() {
     apply(&mut reg, &event("CREATE", "dup-ids@10.0.0.1", 1));
     let device = "63fbb9ac78e11f3ccb387928a423798a";
     let owner = "72855158432d790dfb22d03ff64c033e";
-    let (reply, took) = timed("10,000 repeated Authorizing-IDs and Owner-IDs", || {
-        ask(
-            &reg,
-            "query_user_channels_req",
-            json!({"Authorizing-IDs": vec![device; 10_000], "Owner-IDs": vec![owner; 10_000]}),
-        )
-    });
+    let (reply, took) = ask_timed(
+        Some("10,000 repeated Authorizing-IDs and Owner-IDs"),
+        &reg,
+        "query_user_channels_req",
+        json!({"Authorizing-IDs": vec![device; 10_000], "Owner-IDs": vec![owner; 10_000]}),
+    );
     let channels = reply.unwrap()["Channels"].as_array().unwrap().len();
     // Once per list: the device's match, then the owner's (ecallmgr
     // concatenates the lists' matches).
@@ -176,9 +195,12 @@ fn many_fields_cost_in_proportion() {
     }
     let mut fields: Vec<String> = (0..100_000).map(|i| format!("Not-A-Key-{i}")).collect();
     fields.push("Account-ID".into());
-    let (reply, took) = timed("100,000 Fields over 2,000 channels", || {
-        ask(&reg, "query_channels_req", json!({"Fields": fields}))
-    });
+    let (reply, took) = ask_timed(
+        Some("100,000 Fields over 2,000 channels"),
+        &reg,
+        "query_channels_req",
+        json!({"Fields": fields}),
+    );
     let reply = reply.unwrap();
     let channels = reply["Channels"].as_object().unwrap();
     assert_eq!(channels.len(), 2_000);
