@@ -137,6 +137,7 @@ fn main() {
     let identity = Identity::new("kazoo-channels@bench");
     let settings = QuerySettings {
         system_wide_listing: false,
+        ..kazoo_channels::config::Settings::defaults().queries
     };
     let account_req = request(
         "query_account_channels_req",

@@ -53,6 +53,9 @@ pub struct AmqpSettings {
     pub max_message_bytes: usize,
     /// Replies (and snapshot parts) larger than this go gzip-compressed.
     pub compress_above_bytes: usize,
+    /// An event or request body longer than this is refused before it is
+    /// parsed (replies read while warming up: `cluster.max_warmup_reply_bytes`).
+    pub max_body_bytes: usize,
     /// For `amqps://` URLs; a URL's own `?cacertfile=` etc. win.
     pub tls: TlsSettings,
 }
@@ -181,6 +184,9 @@ pub struct LogSettings {
     pub level: String,
     /// Seconds between the one-line registry summaries; 0 turns them off.
     pub summary_interval_secs: u64,
+    /// ANSI colours in text logs: `auto` (only when stderr is a terminal and
+    /// `NO_COLOR` is unset), `always` or `never`.
+    pub color: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,6 +203,10 @@ pub struct RegistrySettings {
 pub struct QuerySettings {
     /// Answer `Account-ID: all` with every channel (crossbar's system-wide listing).
     pub system_wide_listing: bool,
+    /// A query or command older than this (from its AMQP timestamp, else from
+    /// its arrival) is dropped unanswered: its requester gave up (Crossbar
+    /// waits 2 s).
+    pub request_deadline_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,6 +229,10 @@ pub struct ClusterSettings {
     pub reconcile_min_age_secs: u64,
     /// At most this many channels are checked per reconcile.
     pub reconcile_batch: usize,
+    /// A reply read while warming up (a peer's snapshot part of 2,000
+    /// channels, an ecallmgr's channel list) longer than this is refused
+    /// before it is parsed.
+    pub max_warmup_reply_bytes: usize,
 }
 
 const DEFAULTS: &str = r#"
@@ -229,6 +243,7 @@ prefetch = 256
 heartbeat_secs = 10
 min_backoff_ms = 100
 max_backoff_secs = 10
+max_body_bytes = 4194304
 max_message_bytes = 16777216
 compress_above_bytes = 1048576
 
@@ -245,6 +260,7 @@ name = ""
 format = "text"
 level = "info"
 summary_interval_secs = 10
+color = "auto"
 
 [registry]
 reorder_window_ms = 5000
@@ -252,6 +268,7 @@ tombstone_secs = 120
 
 [queries]
 system_wide_listing = false
+request_deadline_ms = 2000
 
 [cluster]
 snapshot_timeout_ms = 2000
@@ -262,6 +279,7 @@ max_channel_age_secs = 0
 reconcile_interval_secs = 300
 reconcile_min_age_secs = 3600
 reconcile_batch = 200
+max_warmup_reply_bytes = 67108864
 "#;
 
 pub const ENV_PREFIX: &str = "KAZOO_CHANNELS";
@@ -329,6 +347,18 @@ impl Settings {
         }
         if self.amqp.prefetch == 0 {
             return invalid("amqp.prefetch", "must be at least 1");
+        }
+        if !matches!(self.log.color.as_str(), "auto" | "always" | "never") {
+            return invalid("log.color", "must be \"auto\", \"always\" or \"never\"");
+        }
+        if self.queries.request_deadline_ms == 0 {
+            return invalid("queries.request_deadline_ms", "must be at least 1");
+        }
+        if self.amqp.max_body_bytes == 0 {
+            return invalid("amqp.max_body_bytes", "must be at least 1");
+        }
+        if self.cluster.max_warmup_reply_bytes == 0 {
+            return invalid("cluster.max_warmup_reply_bytes", "must be at least 1");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid("log.format", "must be \"text\" or \"json\"");

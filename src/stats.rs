@@ -12,6 +12,10 @@ pub struct Stats {
     /// Channel commands answered, whatever the outcome.
     pub commands_answered: AtomicU64,
     pub requests_rejected: AtomicU64,
+    /// Queries and commands dropped unanswered past their deadline.
+    pub requests_expired: AtomicU64,
+    /// Deliveries whose handler panicked (acked; a bug to report).
+    pub handler_panics: AtomicU64,
     pub reconnects: AtomicU64,
     /// Connection attempts that failed (a broker down, a certificate refused).
     pub connect_failures: AtomicU64,
@@ -43,6 +47,8 @@ pub enum Tally {
     CommandAnswered,
     RequestRejected,
     ReplyTooLarge,
+    RequestExpired,
+    HandlerPanicked,
 }
 
 impl Stats {
@@ -68,6 +74,8 @@ impl Stats {
             Tally::CommandAnswered => &self.commands_answered,
             Tally::RequestRejected => &self.requests_rejected,
             Tally::ReplyTooLarge => &self.replies_too_large,
+            Tally::RequestExpired => &self.requests_expired,
+            Tally::HandlerPanicked => &self.handler_panics,
         };
         Self::inc(counter);
     }

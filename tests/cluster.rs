@@ -409,62 +409,6 @@ async fn a_new_instance_answers_its_first_query_with_everything() {
 }
 
 /// A child process that is killed if the test ends without reaping it.
-struct ChildGuard(Option<std::process::Child>);
-
-impl ChildGuard {
-    fn id(&self) -> u32 {
-        self.0.as_ref().map(|c| c.id()).unwrap_or_default()
-    }
-    fn take(&mut self) -> std::process::Child {
-        self.0.take().expect("child still held")
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A worker as a child process of the built binary, on `vh`.
-fn spawn_binary(vh: &TestVhost, extra: &[(&str, &str)]) -> ChildGuard {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"));
-    cmd.arg("run")
-        .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
-        .env("KAZOO_CHANNELS__LOG__SUMMARY_INTERVAL_SECS", "0")
-        .env("KAZOO_CHANNELS__CLUSTER__SNAPSHOT_TIMEOUT_MS", "1500")
-        .env("KAZOO_CHANNELS__CLUSTER__SEED_TIMEOUT_MS", "300")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    ChildGuard(Some(cmd.spawn().expect("worker binary starts")))
-}
-
-/// Status replies from every instance, once `n` of them say they are warm with `channels`.
-async fn wait_for_instances(vh: &TestVhost, n: usize, channels: u64) -> Vec<Value> {
-    let client = vh.client("operator").await;
-    let mut last = Vec::new();
-    for _ in 0..60 {
-        last = status_replies(&client, Duration::from_millis(500)).await;
-        if last.len() == n
-            && last
-                .iter()
-                .all(|r| r["State"] == "warm" && r["Channels"] == channels)
-        {
-            break;
-        }
-    }
-    client.close().await;
-    assert_eq!(last.len(), n, "{last:?}");
-    last
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_an_instance_mid_flight_loses_no_query() {
     let vh = TestVhost::new("kill");

@@ -63,6 +63,8 @@ pub fn spawn(state: &Arc<State>, shutdown: &CancellationToken) {
                 events_rejected_total = r,
                 queries_answered_total = Stats::get(&s.stats.requests_answered),
                 queries_rejected_total = Stats::get(&s.stats.requests_rejected),
+                requests_expired_total = Stats::get(&s.stats.requests_expired),
+                handler_panics_total = Stats::get(&s.stats.handler_panics),
                 commands_answered_total = Stats::get(&s.stats.commands_answered),
                 "summary"
             );

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
+use super::deadline::Deadlines;
 use crate::bus::{self, Broker, BusPublisher, Topology};
 use crate::config::Settings;
 use crate::kapi::{Identity, Incoming, Outgoing};
@@ -20,6 +21,7 @@ pub struct State {
     pub topology: Topology,
     pub registry: RwLock<Registry>,
     pub stats: Stats,
+    pub deadlines: Deadlines,
     pub started: Instant,
     /// The brokers, most preferred first (Kazoo's order: see [`Settings::brokers`]).
     pub brokers: Vec<Broker>,
@@ -31,6 +33,8 @@ pub struct State {
     pub warming: tokio::sync::Mutex<()>,
     warm: AtomicBool,
     warmed_from: Mutex<String>,
+    /// Configuration refusals (a wrong password or vhost) already logged.
+    refusals: Mutex<Vec<String>>,
     /// While warming, events wait here (in arrival order) for the snapshot.
     held: Mutex<Option<Vec<Incoming>>>,
 }
@@ -81,14 +85,26 @@ impl State {
             instance,
             registry: RwLock::new(registry),
             stats: Stats::default(),
+            deadlines: Deadlines::new(Duration::from_millis(settings.queries.request_deadline_ms)),
             started: Instant::now(),
             clients: bus::ClientPool::new(format!("{node} requests")),
             warming: tokio::sync::Mutex::new(()),
             warm: AtomicBool::new(false),
             warmed_from: Mutex::new(String::new()),
+            refusals: Mutex::new(Vec::new()),
             held: Mutex::new(None),
             settings,
         })
+    }
+
+    /// True the first time the broker refuses with `message`.
+    pub fn first_refusal(&self, message: &str) -> bool {
+        let mut seen = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.iter().any(|m| m == message) {
+            return false;
+        }
+        seen.push(message.to_owned());
+        true
     }
 
     pub fn is_warm(&self) -> bool {

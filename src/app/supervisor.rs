@@ -285,7 +285,18 @@ async fn reach(state: &State, order: impl IntoIterator<Item = usize>) -> Option<
             Ok(bus) => return Some((i, bus)),
             Err(error) => {
                 Stats::inc(&state.stats.connect_failures);
-                warn!(broker = %broker.shown(), %error, "cannot connect to the broker");
+                match error.refusal() {
+                    // A wrong password or vhost is said once, naming the key
+                    // to fix; the backoff goes on (a broker being set up must
+                    // still be waited for).
+                    Some(r) if state.first_refusal(&r.broker_says) => {
+                        error!(key = "amqp.url", broker = %broker.shown(), broker_says = %r.broker_says, "configuration error: {}; retrying with backoff (logged once)", r.fix)
+                    }
+                    Some(r) => {
+                        debug!(broker = %broker.shown(), broker_says = %r.broker_says, "still refused by the broker")
+                    }
+                    None => warn!(broker = %broker.shown(), %error, "cannot connect to the broker"),
+                }
                 state.set_link(i, LinkChange::Failed(error.to_string()));
             }
         }

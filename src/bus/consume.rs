@@ -234,6 +234,12 @@ impl InOrder {
 
 async fn deliver(publisher: &BusPublisher, outs: Vec<Outgoing>) -> Result<(), BusError> {
     for out in outs {
+        // Handlers check their addresses; this is the last line before lapin,
+        // which panics on a name past 255 bytes.
+        if let Err(error) = out.check() {
+            warn!(exchange = %out.exchange, %error, "a message AMQP cannot address was not published");
+            continue;
+        }
         match publisher.send(&out).await? {
             PublishOutcome::Confirmed => {}
             outcome => warn!(

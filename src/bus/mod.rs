@@ -41,6 +41,44 @@ pub enum BusError {
     Broker(#[from] BrokerError),
 }
 
+/// A broker's refusal that retrying alone will not fix: `amqp.url` (its
+/// credentials or its vhost) must change. The supervisor still backs off
+/// and retries, since a broker being set up may yet accept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What to fix, naming the configuration key.
+    pub fix: &'static str,
+    /// The broker's own words (no credentials in them).
+    pub broker_says: String,
+}
+
+impl BusError {
+    /// The refusal this error is, if the configuration is at fault.
+    pub fn refusal(&self) -> Option<Refusal> {
+        use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+        let BusError::Amqp(e) = self else {
+            return None;
+        };
+        let lapin::ErrorKind::ProtocolError(amqp) = e.kind() else {
+            return None;
+        };
+        let broker_says = amqp.get_message().to_string();
+        let fix = match amqp.kind() {
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) if broker_says.contains("Login") => {
+                "the broker refused the login: check the user and password in amqp.url"
+            }
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => {
+                "the broker refused access: the user of amqp.url needs configure, write and read permissions on its vhost"
+            }
+            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => {
+                "the broker refused the vhost: check the vhost in amqp.url (it must exist, and its user must have permissions on it)"
+            }
+            _ => return None,
+        };
+        Some(Refusal { fix, broker_says })
+    }
+}
+
 /// How long a clean close may take. lapin resolves a close when the broker's
 /// close-ok arrives, and a connection that is half gone never sends it.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -172,5 +210,13 @@ fn incoming(d: &mut lapin::message::Delivery) -> Incoming {
         routing_key: d.routing_key.to_string(),
         body: std::mem::take(&mut d.data),
         redelivered: d.redelivered,
+        sent_at: *d.properties.timestamp(),
+        expires_in: d
+            .properties
+            .expiration()
+            .as_ref()
+            .and_then(|e| e.as_str().parse().ok())
+            .map(std::time::Duration::from_millis),
+        received: std::time::Instant::now(),
     }
 }

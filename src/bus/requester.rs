@@ -49,7 +49,12 @@ pub struct BusClient {
     waiters: Waiters,
     identity: Identity,
     stray: Arc<std::sync::atomic::AtomicU64>,
+    /// Replies longer than this are dropped unread (see [`BusClient::with_max_reply_bytes`]).
+    max_reply: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// The longest reply a client reads unless told otherwise.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 64 << 20;
 
 /// How long to collect replies, and when to stop early.
 #[derive(Debug, Clone, Copy)]
@@ -181,9 +186,20 @@ impl BusClient {
             .await?;
         let waiters: Waiters = Arc::default();
         let stray = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (w, s) = (waiters.clone(), stray.clone());
+        let max_reply = Arc::new(std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_REPLY_BYTES));
+        let (w, s, max) = (waiters.clone(), stray.clone(), max_reply.clone());
         tokio::spawn(async move {
             while let Some(Ok(d)) = consumer.next().await {
+                let limit = max.load(std::sync::atomic::Ordering::Relaxed);
+                if d.data.len() > limit {
+                    s.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(
+                        bytes = d.data.len(),
+                        limit,
+                        "a reply longer than the bound was dropped unread"
+                    );
+                    continue;
+                }
                 let encoding = d.properties.content_encoding().as_ref().map(|e| e.as_str());
                 let body = compress::decode(d.data, encoding, MAX_REPLY_BYTES);
                 let Some(v) = body
@@ -222,7 +238,15 @@ impl BusClient {
                 node: format!("{app_name}@client"),
             },
             stray,
+            max_reply,
         })
+    }
+
+    /// Drops (unread, counted as stray) replies longer than `bytes`.
+    pub fn with_max_reply_bytes(self, bytes: usize) -> Self {
+        self.max_reply
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     /// Sends as `node` (the `Node` key of our requests).

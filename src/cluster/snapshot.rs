@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::app::state::{Outcome, State};
 use crate::kapi::asks::CHANNELS_CATEGORY as CATEGORY;
 use crate::kapi::compress;
-use crate::kapi::{Outgoing, Publish, PublishOutcome, Request};
+use crate::kapi::{Identity, Outgoing, Publish, PublishOutcome, Request};
 use crate::registry::{Channel, ChannelRecord, Registry};
 use crate::stats::Tally;
 
@@ -61,7 +61,7 @@ fn copy_part(registry: &Registry, from: usize) -> Part {
 /// The body of part `number`: the envelope, then the channels written
 /// straight after it (no JSON tree for a thousand channels).
 fn part_body(
-    state: &State,
+    identity: &Identity,
     req: &Request,
     number: usize,
     part: &Part,
@@ -69,7 +69,7 @@ fn part_body(
     destroyed: Option<&[String]>,
 ) -> Vec<u8> {
     let mut head = Map::new();
-    state.identity.stamp(&mut head, CATEGORY, RESP, &req.msg_id);
+    identity.stamp(&mut head, CATEGORY, RESP, &req.msg_id);
     head.insert("Part".into(), json!(number));
     head.insert("Last".into(), json!(part.last));
     head.insert("Channel-Count".into(), json!(count));
@@ -105,7 +105,7 @@ pub async fn handle<P: Publish>(state: &State, publisher: &P, req: &Request) -> 
         let part = copy_part(&state.registry(), from);
         number += 1;
         let body = part_body(
-            state,
+            &state.identity,
             req,
             number,
             &part,
@@ -140,6 +140,31 @@ pub async fn handle<P: Publish>(state: &State, publisher: &P, req: &Request) -> 
         info!(msg_id = %req.msg_id, %peer, parts = number, channels = sent, bytes, took_ms = began.elapsed().as_millis() as u64, "snapshot sent to a starting peer");
     }
     Outcome::default()
+}
+
+/// Every part at once, uncompressed, as [`handle`] would stream them: for
+/// tests and tools that hold a registry of their own.
+pub fn replies(registry: &Registry, identity: &Identity, req: &Request) -> Vec<Outgoing> {
+    let Ok(to) = req.reply_address() else {
+        return Vec::new();
+    };
+    let count = registry.len();
+    let destroyed: Vec<String> = registry.destroyed().map(|t| t.to_string()).collect();
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let part = copy_part(registry, from);
+        let number = out.len() + 1;
+        let d = (number == 1).then_some(&destroyed[..]);
+        out.push(Outgoing::reply(
+            to,
+            part_body(identity, req, number, &part, count, d),
+        ));
+        if part.last {
+            return out;
+        }
+        from = part.next;
+    }
 }
 
 /// Where a starting instance stands in a transfer.
@@ -232,11 +257,10 @@ mod tests {
     }
 
     fn request() -> Request {
-        Request::parse(&Incoming {
-            routing_key: "channels.snapshot".into(),
-            body: br#"{"Msg-ID":"m1","Server-ID":"q1","Node":"peer@h"}"#.to_vec(),
-            redelivered: false,
-        })
+        Request::parse(&Incoming::new(
+            "channels.snapshot",
+            br#"{"Msg-ID":"m1","Server-ID":"q1","Node":"peer@h"}"#.to_vec(),
+        ))
         .unwrap()
     }
 
@@ -247,7 +271,14 @@ mod tests {
         loop {
             let part = copy_part(&state.registry(), from);
             let n = parts.len() + 1;
-            let body = part_body(&state, &request(), n, &part, 0, (n == 1).then_some(&[][..]));
+            let body = part_body(
+                &state.identity,
+                &request(),
+                n,
+                &part,
+                0,
+                (n == 1).then_some(&[][..]),
+            );
             let v: Value = serde_json::from_slice(&body).unwrap();
             schemas()
                 .validate("channels.snapshot_resp", &v, "")
@@ -286,9 +317,11 @@ mod tests {
         let first = copy_part(&state.registry(), 0);
         let second = copy_part(&state.registry(), first.next);
         let p1: Value =
-            serde_json::from_slice(&part_body(&state, &request(), 1, &first, 0, None)).unwrap();
+            serde_json::from_slice(&part_body(&state.identity, &request(), 1, &first, 0, None))
+                .unwrap();
         let p3: Value =
-            serde_json::from_slice(&part_body(&state, &request(), 3, &second, 0, None)).unwrap();
+            serde_json::from_slice(&part_body(&state.identity, &request(), 3, &second, 0, None))
+                .unwrap();
         let copy = State::new(Settings::defaults());
         let mut rx = Receiving::default();
         rx.apply(&copy.registry, p1, Instant::now()).unwrap();

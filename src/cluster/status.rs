@@ -35,6 +35,8 @@ pub fn handle(shared: &State, req: &Request) -> Outcome {
     put("Queries-Answered", json!(queries));
     put("Commands-Answered", json!(commands));
     put("Requests-Rejected", json!(Stats::get(&s.requests_rejected)));
+    put("Requests-Expired", json!(Stats::get(&s.requests_expired)));
+    put("Handler-Panics", json!(Stats::get(&s.handler_panics)));
     put("Reconnects", json!(Stats::get(&s.reconnects)));
     let brokers: Vec<Value> = shared
         .broker_views()

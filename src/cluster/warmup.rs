@@ -64,7 +64,8 @@ enum Failed {
 pub async fn run(state: &State) -> Result<(Source, usize), WarmupError> {
     let client = BusClient::from_pool(&state.clients, APP_NAME)
         .await?
-        .with_node(&state.identity.node);
+        .with_node(&state.identity.node)
+        .with_max_reply_bytes(state.settings.cluster.max_warmup_reply_bytes);
     let result = warm(state, &client).await;
     client.close().await;
     result

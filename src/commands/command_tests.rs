@@ -283,3 +283,47 @@ async fn a_pid_server_id_is_answered_with_deliver_to_pid() {
         [("Deliver-To-PID".to_owned(), "<0.5511.0>".to_owned())]
     );
 }
+
+/// Konami that takes its time to confirm, as a slow broker does.
+struct SlowKonami(FakeKonami, std::time::Duration);
+
+impl Publish for SlowKonami {
+    async fn publish(&self, msg: Outgoing) -> Result<PublishOutcome, PublishError> {
+        tokio::time::sleep(self.1).await;
+        self.0.publish(msg).await
+    }
+}
+
+#[tokio::test]
+async fn a_command_past_its_deadline_is_not_published_one_published_is_answered() {
+    let body = serde_json::to_vec(&req("hangup", json!({}))).unwrap();
+    let konami = FakeKonami::new(Ok(PublishOutcome::Confirmed));
+    let past = Instant::now() - std::time::Duration::from_millis(1);
+    let carried = carry(&registry(), &identity(), &konami, &body, Some(past)).await;
+    assert!(matches!(carried, Carried::Expired));
+    assert!(konami.sent().is_empty(), "nothing published");
+    // The deadline passes while the broker confirms: carried out, so answered.
+    let slow = SlowKonami(
+        FakeKonami::new(Ok(PublishOutcome::Confirmed)),
+        std::time::Duration::from_millis(50),
+    );
+    let soon = Instant::now() + std::time::Duration::from_millis(10);
+    let Carried::Answered(reply) = carry(&registry(), &identity(), &slow, &body, Some(soon)).await
+    else {
+        panic!("a published command is answered");
+    };
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(v["Status"], "accepted");
+    assert_eq!(slow.0.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_command_whose_reply_address_cannot_be_a_routing_key_is_not_carried_out() {
+    let mut r = req("hangup", json!({}));
+    r["Server-ID"] = json!("q".repeat(256));
+    let konami = FakeKonami::new(Ok(PublishOutcome::Confirmed));
+    let body = serde_json::to_vec(&r).unwrap();
+    let carried = carry(&registry(), &identity(), &konami, &body, None).await;
+    assert!(matches!(carried, Carried::Refused));
+    assert!(konami.sent().is_empty());
+}

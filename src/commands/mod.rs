@@ -13,6 +13,8 @@ mod data;
 mod konami;
 mod outcome;
 
+use std::time::Instant;
+
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -20,6 +22,7 @@ pub use command::{ACTIONS, Addressing, Command, METAFLOW, Order};
 pub use outcome::{CommandError, reply_body};
 
 use crate::app::state::{Outcome, State};
+use crate::kapi::schema::SchemaError;
 use crate::kapi::{Identity, Incoming, Outgoing, Publish, PublishOutcome};
 use crate::registry::Registry;
 use crate::stats::Tally;
@@ -29,35 +32,80 @@ use crate::stats::Tally;
 /// refused) before the reply is built; the reply is published and only then
 /// the request acked.
 pub async fn handle<P: Publish>(state: &State, publisher: &P, msg: &Incoming) -> Outcome {
-    match respond(&state.registry, &state.identity, publisher, &msg.body).await {
-        Some(reply) => Outcome::publish(vec![reply], Tally::CommandAnswered),
-        None => Outcome::default(),
+    let due = state.deadlines.due(msg);
+    match carry(
+        &state.registry,
+        &state.identity,
+        publisher,
+        &msg.body,
+        Some(due),
+    )
+    .await
+    {
+        Carried::Answered(reply) => Outcome::publish(vec![reply], Tally::CommandAnswered),
+        Carried::Silent => Outcome::default(),
+        Carried::Refused => Outcome::silent(Tally::RequestRejected),
+        Carried::Expired => state.deadlines.expired("commands", msg),
     }
 }
 
-/// [`handle`] over a registry alone, for tests and benches.
+/// [`handle`] over a registry alone, without a deadline, for tests and benches.
 pub async fn respond<P: Publish>(
     registry: &std::sync::RwLock<Registry>,
     identity: &Identity,
     publisher: &P,
     body: &[u8],
 ) -> Option<Outgoing> {
+    match carry(registry, identity, publisher, body, None).await {
+        Carried::Answered(reply) => Some(reply),
+        Carried::Silent | Carried::Refused | Carried::Expired => None,
+    }
+}
+
+/// What one request came to.
+enum Carried {
+    Answered(Outgoing),
+    /// Carried out, or refused, with nowhere to answer.
+    Silent,
+    /// Not carried out, and no reply: not JSON, or a `Server-ID` no routing
+    /// key can hold.
+    Refused,
+    /// Its deadline passed before the metaflow was published.
+    Expired,
+}
+
+/// Reads, checks and carries out one request; past `due` nothing is published.
+async fn carry<P: Publish>(
+    registry: &std::sync::RwLock<Registry>,
+    identity: &Identity,
+    publisher: &P,
+    body: &[u8],
+    due: Option<Instant>,
+) -> Carried {
     let req: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(error) => {
             warn!(%error, bytes = body.len(), "command request is not JSON; dropped, no reply address");
-            return None;
+            return Carried::Refused;
         }
     };
     let env = Addressing::read(&req);
-    let outcome = carry_out(registry, identity, publisher, &req).await;
+    if let Some(error) = &env.envelope.unroutable {
+        // A requester we cannot answer is not acted for.
+        warn!(call_id = env.call_id.as_deref().unwrap_or_default(), msg_id = env.envelope.msg_id.as_deref().unwrap_or_default(), %error, "command refused: its Server-ID cannot be replied to");
+        return Carried::Refused;
+    }
+    let outcome = match carry_out(registry, identity, publisher, &req, due).await {
+        Err(CommandError::Expired) => return Carried::Expired,
+        outcome => outcome,
+    };
     log(&env, &req, &outcome);
     // Without both there is nowhere to answer, or nothing to correlate it by.
     let (Some(to), Some(msg_id)) = (&env.envelope.reply_to, &env.envelope.msg_id) else {
-        return None;
+        return Carried::Silent;
     };
     let body = reply_body(identity, msg_id, env.call_id.as_deref(), &outcome);
-    Some(Outgoing::reply_json(to, &body))
+    Carried::Answered(Outgoing::reply_json(to, &body))
 }
 
 /// The checks in the contract's order; the first that fails is the answer.
@@ -66,10 +114,24 @@ async fn carry_out<P: Publish>(
     identity: &Identity,
     publisher: &P,
     req: &Value,
+    due: Option<Instant>,
 ) -> Result<(), CommandError> {
     let cmd = command::parse(req).map_err(CommandError::Invalid)?;
     check::channel(&registry.read().unwrap_or_else(|p| p.into_inner()), &cmd)?;
-    match publisher.publish(konami::message(identity, &cmd)).await? {
+    let msg = konami::message(identity, &cmd);
+    // A live call's id, escaped, can make a routing key AMQP cannot carry.
+    msg.check().map_err(|e| {
+        CommandError::Invalid(vec![SchemaError {
+            path: "/Call-ID".into(),
+            message: format!("the metaflow message cannot be addressed: {e}"),
+        }])
+    })?;
+    // The last moment to give up: once published, the command is carried
+    // out and answered, however late.
+    if due.is_some_and(|due| Instant::now() > due) {
+        return Err(CommandError::Expired);
+    }
+    match publisher.publish(msg).await? {
         PublishOutcome::Confirmed => Ok(()),
         PublishOutcome::Returned => Err(CommandError::NotRouted(cmd.call_id)),
         PublishOutcome::Nacked => Err(CommandError::Nacked),

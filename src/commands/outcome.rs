@@ -28,6 +28,9 @@ pub enum CommandError {
     Refused,
     #[error("could not publish the metaflow message: {0}")]
     Publish(#[from] PublishError),
+    /// Never answered: the requester gave up before it was carried out.
+    #[error("the request's deadline passed before it was carried out")]
+    Expired,
 }
 
 impl CommandError {
@@ -37,7 +40,7 @@ impl CommandError {
             Self::NotFound { .. } => 404,
             Self::NotBridged(_) => 409,
             Self::NotRouted(_) | Self::Nacked | Self::Refused => 503,
-            Self::Publish(_) => 500,
+            Self::Publish(_) | Self::Expired => 500,
         }
     }
 }

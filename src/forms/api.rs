@@ -27,16 +27,25 @@ pub enum Fields {
     Nothing,
     /// `"all"`: the whole capitalised channel.
     All,
-    /// Only these capitalised keys.
+    /// Only these capitalised keys, sorted, each once ([`Fields::only`]).
     Only(Vec<String>),
 }
 
 impl Fields {
+    /// Only these keys: sorted and each once, so that [`Fields::wants`] is a
+    /// binary search (100,000 of them, looked through per key per channel,
+    /// took seconds under the registry's lock).
+    pub fn only(mut keys: Vec<String>) -> Self {
+        keys.sort_unstable();
+        keys.dedup();
+        Fields::Only(keys)
+    }
+
     pub fn wants(&self, key: &str) -> bool {
         match self {
             Fields::Nothing => false,
             Fields::All => true,
-            Fields::Only(keys) => keys.iter().any(|k| k == key),
+            Fields::Only(keys) => keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok(),
         }
     }
 }
@@ -424,7 +433,7 @@ mod tests {
         assert_eq!(all["Elapsed-Seconds"], 7);
         assert_eq!(all["Dialplan"], "XML");
         assert!(all.get("Other-Leg-Call-ID").is_none());
-        let only = Fields::Only(vec![
+        let only = Fields::only(vec![
             "Account-ID".into(),
             "Other-Leg-Call-ID".into(),
             "Nope".into(),

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::message::{Incoming, Outgoing, ReplyAddress};
+use super::message::{AddressError, Incoming, Outgoing, ReplyAddress, RoutingKeyError};
 
 pub const APP_NAME: &str = "kazoo-channels";
 pub const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -48,6 +48,17 @@ pub fn new_msg_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// The `Msg-ID` of a body not otherwise read, for a log line (a request
+/// dropped before its handler ran).
+pub fn msg_id_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Only {
+        #[serde(rename = "Msg-ID")]
+        msg_id: Option<String>,
+    }
+    serde_json::from_slice::<Only>(body).ok()?.msg_id
+}
+
 /// Kazoo booleans arrive as JSON booleans or as the strings "true"/"false" (WIRE.md §2.2).
 pub fn kazoo_bool(v: Option<&Value>) -> Option<bool> {
     match v? {
@@ -67,6 +78,8 @@ pub enum EnvelopeError {
     NoMsgId,
     #[error("no Server-ID, so nowhere to reply")]
     NoServerId,
+    #[error("the Server-ID is no reply address: {0}")]
+    Unroutable(RoutingKeyError),
 }
 
 /// The keys that correlate and address a reply, read leniently: a key of the
@@ -76,6 +89,9 @@ pub enum EnvelopeError {
 pub struct Envelope {
     pub msg_id: Option<String>,
     pub reply_to: Option<ReplyAddress>,
+    /// A `Server-ID` no routing key can hold: the request is refused, not
+    /// carried out without a reply.
+    pub unroutable: Option<RoutingKeyError>,
 }
 
 impl Envelope {
@@ -84,9 +100,14 @@ impl Envelope {
         fn text(v: Option<&Value>) -> Option<&str> {
             v.and_then(Value::as_str).filter(|s| !s.is_empty())
         }
+        let reply_to = text(server_id).map(ReplyAddress::read);
         Self {
             msg_id: text(msg_id).map(str::to_owned),
-            reply_to: text(server_id).and_then(ReplyAddress::parse),
+            unroutable: match &reply_to {
+                Some(Err(AddressError::Unroutable(e))) => Some(e.clone()),
+                _ => None,
+            },
+            reply_to: reply_to.and_then(Result::ok),
         }
     }
 
@@ -94,9 +115,20 @@ impl Envelope {
         Self::from_keys(body.get("Msg-ID"), body.get("Server-ID"))
     }
 
+    /// Refuses a request whose `Server-ID` no routing key can hold.
+    pub fn refuse_unroutable(&self) -> Result<(), EnvelopeError> {
+        match &self.unroutable {
+            Some(e) => Err(EnvelopeError::Unroutable(e.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// The `Msg-ID` and reply address of a request that is only worth a reply,
     /// checked in that order.
     pub fn addressed(self) -> Result<(String, ReplyAddress), EnvelopeError> {
+        if self.msg_id.is_some() {
+            self.refuse_unroutable()?;
+        }
         let msg_id = self.msg_id.ok_or(EnvelopeError::NoMsgId)?;
         let to = self.reply_to.ok_or(EnvelopeError::NoServerId)?;
         Ok((msg_id, to))
@@ -120,6 +152,7 @@ impl Request {
             return Err(EnvelopeError::NotObject);
         };
         let env = Envelope::read(&body);
+        env.refuse_unroutable()?;
         Ok(Self {
             msg_id: env.msg_id.ok_or(EnvelopeError::NoMsgId)?,
             reply_to: env.reply_to,
@@ -180,11 +213,7 @@ mod tests {
     }
 
     fn msg(body: &str) -> Incoming {
-        Incoming {
-            routing_key: "rk".into(),
-            body: body.as_bytes().to_vec(),
-            redelivered: false,
-        }
+        Incoming::new("rk", body.as_bytes().to_vec())
     }
 
     #[test]

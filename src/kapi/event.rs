@@ -73,7 +73,7 @@ pub enum EventError {
     WrongCategory(Option<String>),
     #[error("no Event-Name")]
     MissingEventName,
-    #[error("no Call-ID")]
+    #[error("no Call-ID, or one that is not a non-empty string")]
     MissingCallId,
 }
 
@@ -144,7 +144,8 @@ call_event! {
     category: Str<'a> = "Event-Category" by "lenient::cow", borrow;
     name: Str<'a> = "Event-Name" by "lenient::cow", borrow;
     msg_id: Str<'a> = "Msg-ID" by "lenient::cow", borrow;
-    call_id: Str<'a> = "Call-ID" by "lenient::cow", borrow;
+    // Only a string: Kazoo's call ids are, and `12345` is no call of its own.
+    call_id: Str<'a> = "Call-ID" by "lenient::only_str", borrow;
     timestamp: Option<u64> = "Timestamp" by "lenient::u64";
     direction: Str<'a> = "Call-Direction" by "lenient::cow", borrow;
     destination_number: Str<'a> = "Caller-Destination-Number" by "lenient::cow", borrow;

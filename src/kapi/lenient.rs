@@ -48,53 +48,64 @@ pub type Str<'a> = Option<Cow<'a, str>>;
 /// [`string`] without the copy: a string borrows from the body, a number or a
 /// boolean reads as its text, anything else (including `""`) as absent.
 pub fn cow<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Str<'de>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok((!v.is_empty()).then_some(Cow::Borrowed(v)))
-        }
-        fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok((!v.is_empty()).then(|| Cow::Owned(v.to_owned())))
-        }
-        fn visit_string<E: Error>(self, v: String) -> Result<Self::Value, E> {
-            Ok((!v.is_empty()).then_some(Cow::Owned(v)))
-        }
-        fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
-        }
-        fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
-        }
-        fn visit_f64<E: Error>(self, v: f64) -> Result<Self::Value, E> {
-            // As serde_json writes the number, which is what `string` gives.
-            Ok(serde_json::Number::from_f64(v).map(|n| Cow::Owned(n.to_string())))
-        }
-        fn visit_bool<E: Error>(self, v: bool) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
-        }
-        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-            while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
-            while s.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
+    d.deserialize_any(V::<true>)
+}
+
+/// [`cow`] for a key that is a string or nothing: a number, a boolean or
+/// anything else reads as absent.
+pub fn only_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Str<'a>, D::Error> {
+    d.deserialize_any(V::<false>)
+}
+
+/// Text as [`cow`] reads it; `NUMBERS`: a number or a boolean is its text.
+struct V<const NUMBERS: bool>;
+
+impl<'de, const NUMBERS: bool> Visitor<'de> for V<NUMBERS> {
+    type Value = Str<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
     }
-    d.deserialize_any(V)
+    fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok((!v.is_empty()).then_some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((!v.is_empty()).then(|| Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok((!v.is_empty()).then_some(Cow::Owned(v)))
+    }
+    fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(NUMBERS.then(|| Cow::Owned(v.to_string())))
+    }
+    fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(NUMBERS.then(|| Cow::Owned(v.to_string())))
+    }
+    fn visit_f64<E: Error>(self, v: f64) -> Result<Self::Value, E> {
+        // As serde_json writes the number, which is what `string` gives.
+        Ok(serde_json::Number::from_f64(v)
+            .filter(|_| NUMBERS)
+            .map(|n| Cow::Owned(n.to_string())))
+    }
+    fn visit_bool<E: Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(NUMBERS.then(|| Cow::Owned(v.to_string())))
+    }
+    fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
 }
 
 /// A JSON value kept as its text, borrowed from the body.

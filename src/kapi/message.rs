@@ -2,11 +2,13 @@
 //! see lapin and can be tested with a fake publisher.
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::exchanges::TARGETED;
+use super::time::gregorian_now_micros;
 
 /// Where a reply goes on the `targeted` exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,25 +18,58 @@ pub struct ReplyAddress {
     pub deliver_to_pid: Option<String>,
 }
 
+/// Why a `Server-ID` is no address to reply to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("no Server-ID, so nowhere to reply")]
+    Empty,
+    #[error(transparent)]
+    Unroutable(#[from] RoutingKeyError),
+}
+
+/// A name AMQP cannot carry: its short strings (routing keys, exchange and
+/// header names) hold at most 255 bytes, and lapin panics on a longer one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} of {len} bytes is longer than an AMQP short string (255)")]
+pub struct RoutingKeyError {
+    pub what: &'static str,
+    pub len: usize,
+}
+
+/// The most bytes an AMQP short string holds.
+pub const MAX_SHORT_STRING: usize = 255;
+
+fn short_string(what: &'static str, s: &str) -> Result<(), RoutingKeyError> {
+    match s.len() {
+        len if len > MAX_SHORT_STRING => Err(RoutingKeyError { what, len }),
+        _ => Ok(()),
+    }
+}
+
 impl ReplyAddress {
     /// Splits a `Server-ID`. Plain queue names are used verbatim (never escaped); a
     /// `pid://` address splits at its last `/`, as `kz_amqp_util` does.
     pub fn parse(server_id: &str) -> Option<Self> {
+        Self::read(server_id).ok()
+    }
+
+    /// [`ReplyAddress::parse`], saying why an address is none: empty, or a
+    /// queue name longer than a routing key can be.
+    pub fn read(server_id: &str) -> Result<Self, AddressError> {
         if server_id.is_empty() {
-            return None;
+            return Err(AddressError::Empty);
         }
-        if let Some(rest) = server_id.strip_prefix("pid://")
-            && let Some((pid, queue)) = rest.rsplit_once('/')
-            && !queue.is_empty()
-        {
-            return Some(Self {
-                routing_key: queue.to_owned(),
-                deliver_to_pid: Some(pid.to_owned()),
-            });
-        }
-        Some(Self {
-            routing_key: server_id.to_owned(),
-            deliver_to_pid: None,
+        let (routing_key, deliver_to_pid) = match server_id.strip_prefix("pid://") {
+            Some(rest) => match rest.rsplit_once('/') {
+                Some((pid, queue)) if !queue.is_empty() => (queue, Some(pid.to_owned())),
+                _ => (server_id, None),
+            },
+            None => (server_id, None),
+        };
+        short_string("the Server-ID's queue name", routing_key)?;
+        Ok(Self {
+            routing_key: routing_key.to_owned(),
+            deliver_to_pid,
         })
     }
 }
@@ -45,6 +80,47 @@ pub struct Incoming {
     pub routing_key: String,
     pub body: Vec<u8>,
     pub redelivered: bool,
+    /// The AMQP `timestamp` property, when the sender set one: Kazoo (and
+    /// our own publisher) put Gregorian microseconds there (WIRE.md §2.1).
+    pub sent_at: Option<u64>,
+    /// The AMQP `expiration` property: how long its sender waits for it (our
+    /// own requester sets it; Kazoo never does).
+    pub expires_in: Option<Duration>,
+    /// When it reached us.
+    pub received: Instant,
+}
+
+/// Gregorian microseconds between 1964 and 2091: a timestamp outside is not
+/// Kazoo's (AMQP's own convention is Unix seconds), so it dates nothing.
+const PLAUSIBLE_GREGORIAN_MICROS: std::ops::Range<u64> =
+    62_000_000_000_000_000..66_000_000_000_000_000;
+
+impl Incoming {
+    /// A delivery received now, without a timestamp (tests, held events).
+    pub fn new(routing_key: impl Into<String>, body: Vec<u8>) -> Self {
+        Self {
+            routing_key: routing_key.into(),
+            body,
+            redelivered: false,
+            sent_at: None,
+            expires_in: None,
+            received: Instant::now(),
+        }
+    }
+
+    /// How long ago it was sent: from its Gregorian `timestamp` when it has
+    /// one (so time spent in the broker's queue and in our prefetch buffer
+    /// counts, a stall of this process included), else since it reached us.
+    pub fn age(&self) -> Duration {
+        let here = self.received.elapsed();
+        let sent = self
+            .sent_at
+            .filter(|t| PLAUSIBLE_GREGORIAN_MICROS.contains(t))
+            .map(|t| Duration::from_micros(gregorian_now_micros().saturating_sub(t)));
+        // A sender whose clock runs ahead makes a message look younger than
+        // it is; it is at least as old as its time here.
+        sent.map_or(here, |s| s.max(here))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +183,18 @@ impl Outgoing {
         self.mandatory = true;
         self
     }
+
+    /// Whether AMQP can carry this message's names (exchange, routing key,
+    /// header names): checked before it is published, since lapin panics on
+    /// a short string past 255 bytes.
+    pub fn check(&self) -> Result<(), RoutingKeyError> {
+        short_string("exchange name", &self.exchange)?;
+        short_string("routing key", &self.routing_key)?;
+        for (name, _) in &self.headers {
+            short_string("header name", name)?;
+        }
+        Ok(())
+    }
 }
 
 /// What the broker said about a published message.
@@ -157,5 +245,53 @@ mod tests {
         assert_eq!(a.routing_key, "ecallmgr@kz1.example.com-<0.900.0>-7e6d5c4b");
         assert_eq!(a.deliver_to_pid.as_deref(), Some("<0.5511.0>"));
         assert!(ReplyAddress::parse("").is_none());
+    }
+
+    #[test]
+    fn an_address_longer_than_a_routing_key_is_refused() {
+        let q = "q".repeat(MAX_SHORT_STRING);
+        assert_eq!(ReplyAddress::read(&q).unwrap().routing_key, q);
+        let pid = format!("pid://<0.1.0>/{q}");
+        assert_eq!(ReplyAddress::read(&pid).unwrap().routing_key, q);
+        let long = format!("{q}q");
+        for bad in [long.clone(), format!("pid://<0.1.0>/{long}")] {
+            assert_eq!(
+                ReplyAddress::read(&bad),
+                Err(AddressError::Unroutable(RoutingKeyError {
+                    what: "the Server-ID's queue name",
+                    len: 256
+                }))
+            );
+        }
+        assert_eq!(ReplyAddress::read(""), Err(AddressError::Empty));
+    }
+
+    #[test]
+    fn age_is_from_the_gregorian_timestamp_when_there_is_one() {
+        let mut m = Incoming::new("rk", Vec::new());
+        assert!(m.age() < Duration::from_secs(1));
+        m.sent_at = Some(gregorian_now_micros() - 5_000_000);
+        let age = m.age();
+        assert!(
+            age >= Duration::from_secs(5) && age < Duration::from_secs(6),
+            "{age:?}"
+        );
+        // Ahead of our clock: as old as its time here.
+        m.sent_at = Some(gregorian_now_micros() + 60_000_000);
+        assert!(m.age() < Duration::from_secs(1));
+        // Unix seconds (AMQP's convention) date nothing.
+        m.sent_at = Some(1_700_000_000);
+        assert!(m.age() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_message_with_a_name_amqp_cannot_carry_fails_its_check() {
+        let ok = Outgoing::new(TARGETED, "q".repeat(MAX_SHORT_STRING), Vec::new());
+        assert_eq!(ok.check(), Ok(()));
+        let long = Outgoing::new(TARGETED, "q".repeat(256), Vec::new());
+        assert_eq!(long.check().unwrap_err().len, 256);
+        let mut header = ok.clone();
+        header.headers.push(("h".repeat(300), "v".repeat(10_000)));
+        assert_eq!(header.check().unwrap_err().what, "header name");
     }
 }

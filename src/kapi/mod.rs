@@ -13,9 +13,13 @@ pub mod lenient;
 pub mod members;
 pub mod message;
 pub mod schema;
+pub mod strict;
 pub mod time;
 
 pub use envelope::{Envelope, EnvelopeError, Identity, Request, kazoo_bool, new_msg_id};
 pub use escape::encode;
 pub use event::{CallEvent, EventError, EventKind};
-pub use message::{Incoming, Outgoing, Publish, PublishError, PublishOutcome, ReplyAddress};
+pub use message::{
+    AddressError, Incoming, Outgoing, Publish, PublishError, PublishOutcome, ReplyAddress,
+    RoutingKeyError,
+};

@@ -28,6 +28,7 @@ use crate::kapi::compress::{self, Limits, TooLarge};
 use crate::kapi::envelope::APP_NAME;
 use crate::kapi::time::gregorian_now_secs;
 use crate::kapi::{Identity, Incoming, Outgoing};
+use crate::registry::text::FastSet;
 use crate::registry::{Channel, Registry};
 use crate::stats::Tally;
 use query::CATEGORY;
@@ -280,10 +281,13 @@ fn user_channels<'r>(reg: &'r Registry, q: &UserQuery) -> Vec<&'r Channel> {
             }
         }
     }
-    for id in &q.authorizing_ids {
+    // One match per list, as ecallmgr's one match spec per list (an
+    // `orelse` per id): an id twice still matches its channels once. A
+    // channel has one id of each kind, so distinct ids match apart.
+    for id in distinct(&q.authorizing_ids) {
         out.extend(reg.by_authorizing_id(id));
     }
-    for id in &q.owner_ids {
+    for id in distinct(&q.owner_ids) {
         out.extend(reg.by_owner(id));
     }
     out
@@ -291,6 +295,13 @@ fn user_channels<'r>(reg: &'r Registry, q: &UserQuery) -> Vec<&'r Channel> {
 
 /// Replies of this many channels or more hand their memory back afterwards.
 const RELEASE_AFTER: usize = 10_000;
+/// The ids of a list, each once, in their first order.
+fn distinct(ids: &[String]) -> impl Iterator<Item = &str> {
+    let mut seen = FastSet::default();
+    ids.iter()
+        .map(String::as_str)
+        .filter(move |id| seen.insert(*id))
+}
 
 /// The envelope keys (`Identity::stamp`) followed by the body, written in one
 /// pass straight from the channels, a channel at a time into a [`compress::Body`]

@@ -336,7 +336,7 @@ fn fields(v: &Option<Value>) -> Result<Fields, QueryError> {
     match v {
         None => Ok(Fields::Nothing),
         Some(Value::String(s)) if s == "all" => Ok(Fields::All),
-        Some(Value::Array(_)) => Ok(Fields::Only(strings(v, "Fields")?.unwrap_or_default())),
+        Some(Value::Array(_)) => Ok(Fields::only(strings(v, "Fields")?.unwrap_or_default())),
         Some(_) => Err(QueryError::WrongType {
             key: "Fields",
             expected: "\"all\" or an array of strings",

@@ -85,6 +85,7 @@ fn identity() -> Identity {
 fn settings(system_wide_listing: bool) -> QuerySettings {
     QuerySettings {
         system_wide_listing,
+        ..crate::config::Settings::defaults().queries
     }
 }
 
@@ -377,11 +378,7 @@ fn unanswerable_requests_are_errors() {
 async fn the_handler_says_what_to_count() {
     let state = State::new(crate::config::Settings::defaults());
     *state.registry.write().unwrap() = registry();
-    let msg = |body| Incoming {
-        routing_key: "call.status_req.acct1".into(),
-        body,
-        redelivered: false,
-    };
+    let msg = |body| Incoming::new("call.status_req.acct1", body);
     let out = handle(
         &state,
         &msg(request(
@@ -428,11 +425,7 @@ fn pid_server_id_gets_deliver_to_pid() {
 
 #[tokio::test]
 async fn large_replies_go_gzip_and_too_large_ones_not_at_all() {
-    let msg = |body| Incoming {
-        routing_key: "call.status_req.acct1".into(),
-        body,
-        redelivered: false,
-    };
+    let msg = |body| Incoming::new("call.status_req.acct1", body);
     let ask = || {
         msg(request(
             "query_account_channels_req",
@@ -482,11 +475,7 @@ async fn a_peers_seed_request_is_left_to_ecallmgr() {
     let asked = |v: &Value| {
         handle(
             &state,
-            &Incoming {
-                routing_key: "call.status_req.channels".into(),
-                body: serde_json::to_vec(v).unwrap(),
-                redelivered: false,
-            },
+            &Incoming::new("call.status_req.channels", serde_json::to_vec(v).unwrap()),
         )
     };
     assert_eq!(asked(&v).publish.len(), 1, "jonny5's is answered");

@@ -376,7 +376,13 @@ impl Channel {
         );
         b.shared(&mut ch.switch_url, ev.switch_url.as_deref());
         ch.refresh(ev, b.strings, keys);
-        ch.seq.bridge = ev.event_micros().unwrap_or(0);
+        // A CREATE carries no bridge state, except an originated B-leg's
+        // peer: only then does it date the bridge. Otherwise a BRIDGE held
+        // for it, stamped a little earlier (another ecallmgr's clock), would
+        // look stale when it is applied.
+        if ch.other_leg.is_some() {
+            ch.seq.bridge = ev.event_micros().unwrap_or(0);
+        }
         ch
     }
 
@@ -498,6 +504,16 @@ impl Channel {
             })
         {
             self.custom_application_vars = Some(vars);
+        }
+        let changes = b.strings.take_changes();
+        if changes.any() {
+            tracing::warn!(
+                call_id = %self.uuid,
+                msg_id = ev.msg_id.as_deref().unwrap_or_default(),
+                fixed = changes.fixed,
+                dropped = changes.dropped,
+                "custom variables a strict JSON reader refuses were normalised (kept as text), or dropped (over 64 KiB)"
+            );
         }
         set(&mut own[PRESENCE_ID], ev.presence_id.as_deref());
         set(&mut own[TO_TAG], ev.to_tag.as_deref());

@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 
 use super::text::{FastMap, FastSet, Text};
 use crate::kapi::members::{members, members_into};
+use crate::kapi::strict;
 
 /// Custom variables whose values are one call's (or one user's) own: shared
 /// by a channel or two at most, so not worth a place in the interner.
@@ -40,7 +41,15 @@ pub struct Interner {
     /// applying one allocates only what the channel keeps.
     vals: Vec<Text>,
     entries: Vec<(Cow<'static, str>, &'static str)>,
+    /// What the custom-variable rule changed since [`Interner::take_changes`].
+    changes: strict::Changes,
 }
+
+/// Old keys past which a key not found a few places ahead is looked up in
+/// an index of them instead of searched for: the walk alongside is linear
+/// only while the keys come in the old order, and a later event with
+/// thousands of new keys made it old × new.
+const WALK: usize = 64;
 
 /// An empty buffer of `v`'s, for members of another lifetime: the allocation
 /// is kept (an empty vector's items are never made, and the layouts match).
@@ -168,10 +177,38 @@ impl Interner {
         out
     }
 
+    /// What the custom-variable rule ([`strict`]) changed in the variables
+    /// taken in since the last call, for the caller to log with its call id.
+    pub fn take_changes(&mut self) -> strict::Changes {
+        std::mem::take(&mut self.changes)
+    }
+
     /// [`Interner::vars_of`], `None` when the variables are `old`'s as they
     /// were: the channel keeps those, and an event repeating them costs no
-    /// allocation.
+    /// allocation. Every value passes the custom-variable rule ([`strict`])
+    /// first: this is where variables are taken in, from events, snapshots
+    /// and seeding alike.
     pub fn vars_update(
+        &mut self,
+        entries: &[(Cow<'_, str>, &str)],
+        own: &[Option<&Text>],
+        old: Option<&Vars>,
+        keyed: &mut dyn FnMut(&str, &str) -> Option<Text>,
+    ) -> Option<Vars> {
+        match strict::members(entries) {
+            None => self.vars_checked(entries, own, old, keyed),
+            Some((fixed, changes)) => {
+                self.changes.fixed += changes.fixed;
+                self.changes.dropped += changes.dropped;
+                let entries: Vec<(Cow<'_, str>, &str)> =
+                    fixed.iter().map(|(k, v)| (k.clone(), &**v)).collect();
+                self.vars_checked(&entries, own, old, keyed)
+            }
+        }
+    }
+
+    /// [`Interner::vars_update`] of variables that passed the rule.
+    fn vars_checked(
         &mut self,
         entries: &[(Cow<'_, str>, &str)],
         own: &[Option<&Text>],
@@ -181,6 +218,9 @@ impl Interner {
         let (okeys, oraw, ovals): (&[Box<str>], &[bool], &[Text]) = old
             .map(|o| (&o.shape.keys[..], &o.shape.raw[..], &o.vals[..]))
             .unwrap_or_default();
+        // The old keys' places, made the first time a key is not found a
+        // few places ahead in many old keys.
+        let mut places: Option<FastMap<&str, usize>> = None;
         let mut j = 0;
         // A later event of a call mostly has the keys its last one had: then
         // the old shape is the new one, found without hashing every key.
@@ -198,8 +238,23 @@ impl Interner {
             };
             // Kazoo sends the variables in one order (sorted), so the old
             // ones are walked once alongside.
-            let kept = okeys[j..].iter().position(|ok| **ok == **k).and_then(|at| {
-                let i = j + at;
+            let rest = &okeys[j.min(okeys.len())..];
+            let ahead = if rest.len() <= WALK { rest.len() } else { 8 };
+            let found = match rest[..ahead].iter().position(|ok| **ok == **k) {
+                Some(at) => Some(j + at),
+                None if ahead == rest.len() => None,
+                None => places
+                    .get_or_insert_with(|| {
+                        let mut m = FastMap::default();
+                        for (i, ok) in okeys.iter().enumerate() {
+                            m.entry(&**ok).or_insert(i);
+                        }
+                        m
+                    })
+                    .get(&**k)
+                    .copied(),
+            };
+            let kept = found.and_then(|i| {
                 j = i + 1;
                 let same = oraw[i] == raw && ovals[i].as_str() == body;
                 same_vals = same_vals && same && i == n;
