@@ -19,6 +19,7 @@ use crate::registry::channel::{
     ChannelRecord, DEFAULT_CONTEXT, DEFAULT_DIALPLAN, DEFAULT_PRECEDENCE, DEFAULT_PROFILE, Seqs,
 };
 use crate::registry::intern::{Interner, Vars};
+use crate::registry::recording::Recordings;
 
 /// `Fields` of `query_channels_req` (WIRE.md §3.3): which keys of this form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +49,7 @@ enum Val<'a> {
     Int(i64),
     Uint(u64),
     Vars(&'a Vars),
+    Recordings(&'a Recordings),
 }
 
 impl Val<'_> {
@@ -58,13 +60,14 @@ impl Val<'_> {
             Val::Int(v) => o.int(key, v),
             Val::Uint(v) => o.uint(key, v),
             Val::Vars(v) => v.write(o.key(key)),
+            Val::Recordings(r) => r.write(o.key(key)),
         }
     }
 }
 
 /// Every key of the capitalised form (§4.2) with its value, `None` when unknown.
 /// `Custom-Channel-Vars` is the stored object (5.0's behaviour; 4.3 rebuilt it).
-fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'_>>); 43] {
+fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'_>>); 47] {
     fn s(v: &Option<Text>) -> Option<Val<'_>> {
         v.as_deref().map(Val::Str)
     }
@@ -90,6 +93,8 @@ fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'
         ("Context", Some(Val::Str(DEFAULT_CONTEXT))),
         ("Custom-Application-Vars", r(&ch.custom_application_vars)),
         ("Custom-Channel-Vars", r(&ch.custom_channel_vars)),
+        ("Custom-SIP-Headers", ch.sip_headers().map(Val::Vars)),
+        ("Custom-AUTH-Headers", ch.auth_headers().map(Val::Vars)),
         ("Destination", ch.destination().map(Val::Str)),
         ("Dialplan", Some(Val::Str(DEFAULT_DIALPLAN))),
         (
@@ -110,6 +115,8 @@ fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'
         ("Presence-ID", ch.presence_id().map(Val::Str)),
         ("Profile", Some(Val::Str(DEFAULT_PROFILE))),
         ("Realm", s(&ch.realm)),
+        ("Recording-Status", ch.recordings().map(Val::Recordings)),
+        ("Request", ch.request().map(Val::Str)),
         ("Reseller-Billing", s(&ch.reseller_billing)),
         ("Reseller-ID", s(&ch.reseller_id)),
         ("Resource-ID", s(&ch.resource_id)),
@@ -148,21 +155,46 @@ pub fn api_object(out: &mut Vec<u8>, channels: &[&Channel], fields: &Fields, now
 /// What ecallmgr says for a call it does not have.
 pub const NO_NODE: &str = "no node found with channel";
 
-/// The keys of `channel_status_resp` besides the envelope (§3.4).
+/// The keys of `channel_status_resp` besides the envelope (§3.4; WIRE-5.md §2).
 #[derive(Debug, Clone, Copy)]
 pub enum Status<'a> {
     Active(&'a Channel),
+    /// [5.x, `channel` category] [`Status::Active`]'s keys, `Custom-SIP-Headers`
+    /// and `Custom-AUTH-Headers` always (`{}` when none, as ecallmgr 5.x), and
+    /// `Answered`, one of `kapi_call:channel_status_extended_headers()`
+    /// (Kamailio 5.x reads it beside `Other-Leg-Call-ID`).
+    Active5(&'a Channel),
+    /// [5.x] `Channel-Record: true`: only `Call-ID`, `Status` and the whole
+    /// capitalised channel, at this Gregorian time.
+    Record(&'a Channel, u64),
     /// Unknown call: its id.
     Terminated(&'a str),
 }
 
 impl Status<'_> {
     pub fn is_active(&self) -> bool {
-        matches!(self, Status::Active(_))
+        !matches!(self, Status::Terminated(_))
     }
 
     pub fn write(&self, o: &mut Obj<'_>) {
         match *self {
+            Status::Record(ch, now_gregorian) => {
+                o.str("Call-ID", &ch.uuid);
+                o.str("Status", "active");
+                api(o.key("Channel-Record"), ch, &Fields::All, now_gregorian);
+            }
+            Status::Active5(ch) => {
+                Status::Active(ch).write(o);
+                for (key, vars) in [
+                    ("Custom-SIP-Headers", ch.sip_headers()),
+                    ("Custom-AUTH-Headers", ch.auth_headers()),
+                ] {
+                    if vars.is_none() {
+                        o.key(key).extend_from_slice(b"{}");
+                    }
+                }
+                o.bool("Answered", ch.answered);
+            }
             Status::Active(ch) => {
                 // ecallmgr takes the host from the node name (`freeswitch@HOST`).
                 let host = ch
@@ -179,8 +211,10 @@ impl Status<'_> {
                 o.opt_str("Realm", text(&ch.realm));
                 o.opt_str("Username", text(&ch.username));
                 for (key, vars) in [
-                    ("Custom-Channel-Vars", &ch.custom_channel_vars),
-                    ("Custom-Application-Vars", &ch.custom_application_vars),
+                    ("Custom-Channel-Vars", ch.custom_channel_vars.as_ref()),
+                    ("Custom-Application-Vars", ch.custom_application_vars.as_ref()),
+                    ("Custom-SIP-Headers", ch.sip_headers()),
+                    ("Custom-AUTH-Headers", ch.auth_headers()),
                 ] {
                     if let Some(v) = vars {
                         v.write(o.key(key));
@@ -332,6 +366,12 @@ struct ApiChannel {
     ccv: Option<Box<RawValue>>,
     #[serde(rename = "Custom-Application-Vars", default)]
     cav: Option<Box<RawValue>>,
+    #[serde(rename = "Request", default, deserialize_with = "lenient::string")]
+    request: Option<String>,
+    #[serde(rename = "Custom-SIP-Headers", default)]
+    csh: Option<Box<RawValue>>,
+    #[serde(rename = "Custom-AUTH-Headers", default)]
+    cah: Option<Box<RawValue>>,
 }
 
 fn t(s: Option<String>) -> Option<Text> {
@@ -399,6 +439,10 @@ pub fn read(call_id: &str, value: &Value) -> Option<Channel> {
         custom_channel_vars: object(a.ccv),
         custom_application_vars: object(a.cav),
         seq: Seqs::default(),
+        request: t(a.request),
+        sip_headers: object(a.csh),
+        auth_headers: object(a.cah),
+        recordings: Default::default(),
     }
     .into();
     Some(ch)

@@ -101,6 +101,11 @@ pub fn lower(out: &mut Vec<u8>, ch: &Channel, now_gregorian: u64) {
         str "caller_id_number" => ch.caller_id_number();
         str "callee_id_name" => ch.callee_id_name();
         str "callee_id_number" => ch.callee_id_number();
+        // [5.x] only when known (WIRE-5.md §3).
+        vars "custom_sip_headers" => ch.sip_headers();
+        vars "custom_auth_headers" => ch.auth_headers();
+        str "request" => ch.request();
+        vars "recording_status" => ch.recordings();
     }
     out.push(b'}');
 }

@@ -4,6 +4,7 @@
 //! [`Incoming`] and [`Outgoing`], published through the [`Publish`] capability.
 
 pub mod asks;
+pub mod dialect;
 pub mod envelope;
 pub mod escape;
 pub mod event;
@@ -14,6 +15,7 @@ pub mod message;
 pub mod schema;
 pub mod time;
 
+pub use dialect::Dialect;
 pub use envelope::{Envelope, EnvelopeError, Identity, Request, kazoo_bool, new_msg_id};
 pub use escape::encode;
 pub use event::{CallEvent, EventError, EventKind};

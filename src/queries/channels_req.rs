@@ -5,9 +5,9 @@
 //! Unlike `count_req`, a device, endpoint, owner or user id names its own
 //! account: `"<id>@<account-id>"`, split at the first `@` (`binary:split/2`).
 
-use super::json::Obj;
-use super::request::QueryError;
-use super::scoped::{Keys, Selector, select, text};
+use crate::forms::json::Obj;
+use super::query::{QueryError, Wire};
+use super::scoped::{Selector, select, text};
 use crate::forms::record::{self, FieldSet};
 use crate::registry::Registry;
 
@@ -23,13 +23,13 @@ impl ChannelsReq {
     /// An id without `@` crashes ecallmgr (`channels_query_arg/2` makes a
     /// one-element tuple no match spec takes), and `Fields` that is not a list
     /// of names is refused: both are silence.
-    pub fn parse(keys: &Keys) -> Result<Self, QueryError> {
+    pub fn parse(w: &Wire) -> Result<Self, QueryError> {
         let mut by = Vec::new();
-        if let Some(account) = Selector::Account.value(keys)? {
+        if let Some(account) = Selector::Account.value(w)? {
             by.push((Selector::Account, account.clone(), account));
         }
         for sel in &Selector::ALL[1..] {
-            let Some(v) = sel.value(keys)? else { continue };
+            let Some(v) = sel.value(w)? else { continue };
             let Some((id, account)) = v.split_once('@') else {
                 return Err(QueryError::WrongType {
                     key: sel.key(),
@@ -38,7 +38,7 @@ impl ChannelsReq {
             };
             by.push((*sel, id.to_owned(), account.to_owned()));
         }
-        let fields = match &keys.fields {
+        let fields = match &w.fields {
             None | Some(serde_json::Value::Null) => FieldSet::default_set(),
             Some(serde_json::Value::Array(names)) => {
                 let names: Option<Vec<&str>> = names.iter().map(|n| n.as_str()).collect();
@@ -56,7 +56,7 @@ impl ChannelsReq {
         };
         Ok(Self {
             by,
-            direction: text(&keys.direction, "Direction")?,
+            direction: text(&w.direction, "Direction")?,
             fields,
         })
     }

@@ -2,9 +2,9 @@
 //! WIRE-5.md §2): how many channels an account has, and of them how many each
 //! given device, endpoint, owner or user has; all of one `Direction` if given.
 
-use super::json::Obj;
-use super::request::QueryError;
-use super::scoped::{Keys, Selector, select, text};
+use crate::forms::json::Obj;
+use super::query::{QueryError, Wire};
+use super::scoped::{Selector, select, text};
 use crate::registry::Registry;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,20 +18,20 @@ pub struct CountReq {
 impl CountReq {
     /// Without `Account-ID` ecallmgr's `count/1` crashes (`maps:get`) and
     /// nothing is sent: [`QueryError::Missing`], so we stay silent too.
-    pub fn parse(keys: &Keys) -> Result<Self, QueryError> {
+    pub fn parse(w: &Wire) -> Result<Self, QueryError> {
         let account = Selector::Account
-            .value(keys)?
+            .value(w)?
             .ok_or(QueryError::Missing("Account-ID"))?;
         let mut by = Vec::new();
         for sel in &Selector::ALL[1..] {
-            if let Some(id) = sel.value(keys)? {
+            if let Some(id) = sel.value(w)? {
                 by.push((*sel, id));
             }
         }
         Ok(Self {
             account,
             by,
-            direction: text(&keys.direction, "Direction")?,
+            direction: text(&w.direction, "Direction")?,
         })
     }
 

@@ -3,9 +3,9 @@
 //! call ids of an endpoint's channels (authorized by it, or owned by it) in one
 //! account, or under `Count-Only` how many.
 
-use super::json::{self, Obj};
-use super::request::QueryError;
-use super::scoped::{Keys, Selector, select, text};
+use crate::forms::json::{self, Obj};
+use super::query::{QueryError, Wire};
+use super::scoped::{Selector, select, text};
 use crate::kapi::kazoo_bool;
 use crate::registry::Registry;
 
@@ -21,17 +21,17 @@ impl EndpointReq {
     /// Both ids are required: ecallmgr would match channels with no account at
     /// all (an `undefined` in its match spec), which a reply scoped to an
     /// account must never hold (DESIGN, Tenancy).
-    pub fn parse(keys: &Keys) -> Result<Self, QueryError> {
+    pub fn parse(w: &Wire) -> Result<Self, QueryError> {
         Ok(Self {
             account: Selector::Account
-                .value(keys)?
+                .value(w)?
                 .ok_or(QueryError::Missing("Account-ID"))?,
             endpoint: Selector::Endpoint
-                .value(keys)?
+                .value(w)?
                 .ok_or(QueryError::Missing("Endpoint-ID"))?,
-            direction: text(&keys.direction, "Direction")?,
+            direction: text(&w.direction, "Direction")?,
             // `kz_json:is_true/2`: true or "true"; anything else is false.
-            count_only: kazoo_bool(keys.count_only.as_ref()) == Some(true),
+            count_only: kazoo_bool(w.count_only.as_ref()) == Some(true),
         })
     }
 

@@ -1,12 +1,18 @@
-//! Kazoo's five channel queries, answered from the registry with ecallmgr's
-//! semantics (WIRE.md §3, §4, §9). Pure: a request body and the registry in, the
+//! Kazoo's channel queries, answered from the registry with ecallmgr's
+//! semantics (WIRE.md §3, §4, §9): the five of Kazoo 4.3/5.0 and the three
+//! 5.x added, in either dialect (`call_event` or 5.1+'s `channel`, WIRE-5.md),
+//! each reply in its request's. Pure: a request body and the registry in, the
 //! reply (or silence) out; the bus publishes it and acks the request afterwards.
 //!
 //! Every failure is a [`QueryError`] and maps to the same Kazoo answer: no reply,
 //! a log line and a count, because none of these APIs has an error shape and
 //! ecallmgr stays silent on each of them.
 
+mod channels_req;
+mod count;
+mod endpoint;
 pub mod query;
+mod scoped;
 
 use serde_json::Map;
 use tracing::{debug, warn};
@@ -20,10 +26,9 @@ use crate::config::QuerySettings;
 use crate::forms::api::Status;
 use crate::forms::{api, json, lower};
 use crate::kapi::time::gregorian_now_secs;
-use crate::kapi::{Identity, Incoming, Outgoing};
+use crate::kapi::{Dialect, Identity, Incoming, Outgoing};
 use crate::registry::{Channel, Registry};
 use crate::stats::Tally;
-use query::CATEGORY;
 
 /// The `*3` prefix: a `Username` that is a call-park slot (ecallmgr's `CALL_PARK_FEATURE`).
 const PARK_PREFIX: &str = "*3";
@@ -42,6 +47,8 @@ enum Body<'a> {
     List(Vec<&'a Channel>),
     Object(Vec<&'a Channel>, &'a Fields),
     Status(Status<'a>),
+    /// One of the 5.x APIs, which writes itself from the registry.
+    Scoped(&'a Query),
 }
 
 /// Decides the reply to one request. `now_gregorian` is the answer time, for
@@ -61,7 +68,7 @@ pub fn answer(
             &req.msg_id,
         ))),
         Query::User(q) => {
-            let found = user_channels(reg, q);
+            let found = user_channels(reg, q, req.dialect);
             (!found.is_empty() || !q.active_only).then_some(Body::List(found))
         }
         Query::AuthId(id) => Some(Body::List(reg.by_authorizing_id(id).collect())),
@@ -79,11 +86,17 @@ pub fn answer(
         Query::Status {
             call_id,
             active_only,
+            channel_record,
         } => match reg.get(call_id) {
+            Some(ch) if *channel_record => Some(Body::Status(Status::Record(ch, now_gregorian))),
+            Some(ch) if req.dialect == Dialect::Kazoo5 => Some(Body::Status(Status::Active5(ch))),
             Some(ch) => Some(Body::Status(Status::Active(ch))),
             None if *active_only => None,
             None => Some(Body::Status(Status::Terminated(call_id))),
         },
+        Query::EndpointChannels(_) | Query::Count(_) | Query::ChannelsByKey(_) => {
+            Some(Body::Scoped(&req.query))
+        }
     };
     let Some(body) = body else {
         return Answer {
@@ -91,11 +104,7 @@ pub fn answer(
             matched: 0,
         };
     };
-    let matched = match &body {
-        Body::List(c) | Body::Object(c, _) => c.len(),
-        Body::Status(s) => usize::from(s.is_active()),
-    };
-    let bytes = encode(identity, req, &body, now_gregorian);
+    let (bytes, matched) = encode(reg, identity, req, &body, now_gregorian);
     Answer {
         reply: Some(Outgoing::reply(&req.reply_to, bytes)),
         matched,
@@ -161,7 +170,9 @@ fn subject(q: &Query) -> (Option<&str>, Option<&str>) {
         Query::Account(AccountScope::All) => (Some("all"), None),
         Query::Channels { call_id, .. } => (None, call_id.as_deref()),
         Query::Status { call_id, .. } => (None, Some(call_id)),
-        Query::User(_) | Query::AuthId(_) => (None, None),
+        Query::EndpointChannels(q) => (Some(&q.account), None),
+        Query::Count(q) => (Some(&q.account), None),
+        Query::User(_) | Query::AuthId(_) | Query::ChannelsByKey(_) => (None, None),
     }
 }
 
@@ -187,8 +198,13 @@ fn account_channels<'r>(
 /// ecallmgr's `handle_query_user_channels`: the realm matches, then the
 /// `Authorizing-IDs` matches (then ours, `Owner-IDs`), concatenated; a channel
 /// matching two ways is listed twice, as ecallmgr lists it. Only the query side
-/// is lower-cased; stored values compare as stored.
-fn user_channels<'r>(reg: &'r Registry, q: &UserQuery) -> Vec<&'r Channel> {
+/// is lower-cased; stored values compare as stored. 5.x lower-cases only the
+/// realm: its usernames and park slots are matched as asked.
+fn user_channels<'r>(reg: &'r Registry, q: &UserQuery, dialect: Dialect) -> Vec<&'r Channel> {
+    let lower = |name: &str| match dialect {
+        Dialect::Kazoo4 => name.to_ascii_lowercase(),
+        Dialect::Kazoo5 => name.to_owned(),
+    };
     let mut out = Vec::new();
     if let Some(realm) = &q.realm {
         let realm = realm.to_ascii_lowercase();
@@ -196,17 +212,17 @@ fn user_channels<'r>(reg: &'r Registry, q: &UserQuery) -> Vec<&'r Channel> {
             Users::WholeRealm => out.extend(reg.by_realm(&realm)),
             Users::One(name) if name.starts_with(PARK_PREFIX) => {
                 // A park slot: the unbridged channels dialling it.
-                let slot = name.to_ascii_lowercase();
+                let slot = lower(name);
                 out.extend(
                     reg.by_realm(&realm).filter(|c| {
                         c.destination() == Some(slot.as_str()) && c.other_leg.is_none()
                     }),
                 );
             }
-            Users::One(name) => out.extend(reg.by_user(&realm, &name.to_ascii_lowercase())),
+            Users::One(name) => out.extend(reg.by_user(&realm, &lower(name))),
             Users::Many(names) => {
                 // ecallmgr ORs the names in one match: a name twice matches once.
-                let mut names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+                let mut names: Vec<String> = names.iter().map(|n| lower(n)).collect();
                 names.sort_unstable();
                 names.dedup();
                 for name in &names {
@@ -224,13 +240,20 @@ fn user_channels<'r>(reg: &'r Registry, q: &UserQuery) -> Vec<&'r Channel> {
     out
 }
 
-/// The envelope keys (`Identity::stamp`) followed by the body, written in one
-/// pass straight from the registry's channels.
-fn encode(identity: &Identity, req: &QueryRequest, body: &Body<'_>, now_gregorian: u64) -> Vec<u8> {
+/// The envelope keys (`Identity::stamp`, in the request's category) followed
+/// by the body, written in one pass straight from the registry's channels;
+/// and how many channels the reply holds.
+fn encode(
+    reg: &Registry,
+    identity: &Identity,
+    req: &QueryRequest,
+    body: &Body<'_>,
+    now_gregorian: u64,
+) -> (Vec<u8>, usize) {
     let mut envelope = Map::new();
     identity.stamp(
         &mut envelope,
-        CATEGORY,
+        req.dialect.category(),
         req.query.api().reply_name(),
         &req.msg_id,
     );
@@ -238,20 +261,31 @@ fn encode(identity: &Identity, req: &QueryRequest, body: &Body<'_>, now_gregoria
     // (untouched capacity costs no memory) and spares copying a big reply.
     let channels = match body {
         Body::List(c) | Body::Object(c, _) => c.len(),
-        Body::Status(_) => 1,
+        Body::Status(_) | Body::Scoped(_) => 1,
     };
     let mut out = Vec::with_capacity(512 + channels * 2048);
     serde_json::to_writer(&mut out, &envelope).expect("writing to a Vec cannot fail");
     let mut o = json::Obj::extend(&mut out);
-    match body {
-        Body::List(channels) => lower::lower_list(o.key("Channels"), channels, now_gregorian),
-        Body::Object(channels, fields) => {
-            api::api_object(o.key("Channels"), channels, fields, now_gregorian)
+    let matched = match body {
+        Body::List(channels) => {
+            lower::lower_list(o.key("Channels"), channels, now_gregorian);
+            channels.len()
         }
-        Body::Status(status) => status.write(&mut o),
-    }
+        Body::Object(channels, fields) => {
+            api::api_object(o.key("Channels"), channels, fields, now_gregorian);
+            channels.len()
+        }
+        Body::Status(status) => {
+            status.write(&mut o);
+            usize::from(status.is_active())
+        }
+        Body::Scoped(Query::EndpointChannels(q)) => q.write(reg, &mut o),
+        Body::Scoped(Query::Count(q)) => q.write(reg, &mut o),
+        Body::Scoped(Query::ChannelsByKey(q)) => q.write(reg, &mut o),
+        Body::Scoped(_) => unreachable!("only the 5.x APIs are scoped bodies"),
+    };
     o.close();
-    out
+    (out, matched)
 }
 
 #[cfg(test)]

@@ -1,34 +1,12 @@
 //! What Kazoo 5.x's three account-scoped APIs share (`count_req`,
 //! `channels_req`, `query_endpoint_channels_req`; `ecallmgr_fs_channels.erl`):
-//! the keys they read and how each key selects channels within an account.
+//! the keys they read (in [`Wire`]) and how each selects channels within an account.
 //! Every match is exact, as ecallmgr's match specs compare.
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::request::QueryError;
+use super::query::{QueryError, Wire};
 use crate::registry::{Channel, Registry};
-
-/// The keys of a 5.x scoped request; everything else is ignored.
-#[derive(Debug, Default, Deserialize)]
-pub struct Keys {
-    #[serde(rename = "Account-ID", default)]
-    pub account_id: Option<Value>,
-    #[serde(rename = "Device-ID", default)]
-    pub device_id: Option<Value>,
-    #[serde(rename = "Endpoint-ID", default)]
-    pub endpoint_id: Option<Value>,
-    #[serde(rename = "Owner-ID", default)]
-    pub owner_id: Option<Value>,
-    #[serde(rename = "User-ID", default)]
-    pub user_id: Option<Value>,
-    #[serde(rename = "Direction", default)]
-    pub direction: Option<Value>,
-    #[serde(rename = "Count-Only", default)]
-    pub count_only: Option<Value>,
-    #[serde(rename = "Fields", default)]
-    pub fields: Option<Value>,
-}
 
 /// A way to select channels: the reply's key for it, and the request's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,13 +56,13 @@ impl Selector {
     }
 
     /// The request's value for this selector, if any.
-    pub fn value(self, keys: &Keys) -> Result<Option<String>, QueryError> {
+    pub fn value(self, w: &Wire) -> Result<Option<String>, QueryError> {
         let v = match self {
-            Selector::Account => &keys.account_id,
-            Selector::Device => &keys.device_id,
-            Selector::Endpoint => &keys.endpoint_id,
-            Selector::Owner => &keys.owner_id,
-            Selector::User => &keys.user_id,
+            Selector::Account => &w.account_id,
+            Selector::Device => &w.device_id,
+            Selector::Endpoint => &w.endpoint_id,
+            Selector::Owner => &w.owner_id,
+            Selector::User => &w.user_id,
         };
         text(v, self.key())
     }

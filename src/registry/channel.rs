@@ -7,7 +7,9 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::extra::{self, Extra};
 use super::intern::{Interner, Vars};
+use super::recording::{RecordEvent, Recordings};
 use super::text::{KnownKeys, NoKeys, Text};
 use crate::kapi::event::{CallEvent, ccv_bool, ccv_i64, ccv_str};
 
@@ -41,7 +43,8 @@ const CALLEE_ID_NAME: usize = 10;
 const CALLEE_ID_NUMBER: usize = 11;
 const FROM: usize = 12;
 const TO: usize = 13;
-const OWN: usize = 14;
+const REQUEST: usize = 14;
+const OWN: usize = 15;
 
 /// The values of one call alone, or of its user and few others (tags, ids of
 /// the call, caller ids, presence), packed in one allocation. At a million
@@ -132,7 +135,11 @@ pub struct Channel {
     pub answered: bool,
     pub is_onhold: bool,
     pub is_loopback: bool,
+    /// [5.x] `Custom-SIP-Headers` were `{}` (kept without [`Extra`]).
+    sip_empty: bool,
     own: Own,
+    /// [5.x] What Kazoo 5.x events add, when there is any (see [`Extra`]).
+    extra: Option<Box<Extra>>,
     /// Bit `n`: the own value `COPIED[n]` is the CCV's, not kept in `own`.
     in_ccv: u8,
 }
@@ -192,6 +199,15 @@ pub struct ChannelRecord {
     /// older event cannot undo a newer one.
     #[serde(default)]
     pub seq: Seqs,
+    /// [5.x] (WIRE-5.md §3); absent from an older peer's snapshot.
+    #[serde(default)]
+    pub request: Option<Text>,
+    #[serde(default)]
+    pub sip_headers: Option<Vars>,
+    #[serde(default)]
+    pub auth_headers: Option<Vars>,
+    #[serde(default, skip_serializing_if = "Recordings::is_empty")]
+    pub recordings: Recordings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,6 +347,8 @@ impl Channel {
             seq: Seqs::default(),
             own: Own::pack(ev.call_id(), &own),
             in_ccv: 0,
+            sip_empty: false,
+            extra: None,
         };
         let mut b = Build { strings };
         b.shared(&mut ch.direction, ev.direction.as_deref());
@@ -474,6 +492,7 @@ impl Channel {
         set(&mut own[CALLEE_ID_NUMBER], ev.callee_id_number.as_deref());
         set(&mut own[FROM], ev.from.as_deref());
         set(&mut own[TO], ev.to.as_deref());
+        set(&mut own[REQUEST], ev.request.as_deref());
         if own[DESTINATION].is_none() {
             set(&mut own[DESTINATION], destination(ev));
         }
@@ -498,6 +517,7 @@ impl Channel {
         if let Some(vars) = vars {
             self.custom_channel_vars = Some(vars);
         }
+        self.refresh_headers(ev, b.strings);
     }
 
     /// Re-points a channel built elsewhere (a peer's snapshot, ecallmgr) at the
@@ -544,6 +564,58 @@ impl Channel {
         {
             strings.share_vars(v);
         }
+        if let Some(e) = self.extra.as_mut() {
+            for v in [&mut e.sip_headers, &mut e.auth_headers].into_iter().flatten() {
+                strings.share_vars(v);
+            }
+        }
+    }
+
+    /// [5.x] The headers objects an event carries, kept when they changed.
+    fn refresh_headers(&mut self, ev: &CallEvent<'_>, strings: &mut Interner) {
+        if let Some(raw) = ev.csh.as_deref()
+            && let Some(v) = extra::headers(strings, raw, self.sip_headers())
+        {
+            self.extra_slot().set_sip_headers(v);
+        }
+        if let Some(raw) = ev.cah.as_deref()
+            && let Some(v) = extra::headers(strings, raw, self.auth_headers())
+        {
+            self.extra_slot().set_auth_headers(v);
+        }
+    }
+
+    fn extra_slot(&mut self) -> extra::Slot<'_> {
+        extra::Slot {
+            slot: &mut self.extra,
+            sip_empty: &mut self.sip_empty,
+        }
+    }
+
+    /// [5.x] A `RECORD_*` event for the recording `name`; whether anything changed.
+    pub(crate) fn record(&mut self, name: &str, ev: RecordEvent) -> bool {
+        self.extra_slot().record(name, ev)
+    }
+
+    /// [5.x] `Custom-SIP-Headers`, when an event carried them.
+    pub fn sip_headers(&self) -> Option<&Vars> {
+        if self.sip_empty {
+            return Some(extra::empty_vars());
+        }
+        self.extra.as_ref()?.sip_headers.as_ref()
+    }
+
+    /// [5.x] `Custom-AUTH-Headers`, when CHANNEL_CREATE carried them.
+    pub fn auth_headers(&self) -> Option<&Vars> {
+        self.extra.as_ref()?.auth_headers.as_ref()
+    }
+
+    /// [5.x] The recordings, once a `RECORD_*` event was seen.
+    pub fn recordings(&self) -> Option<&Recordings> {
+        self.extra
+            .as_ref()
+            .map(|e| &e.recordings)
+            .filter(|r| !r.is_empty())
     }
 
     /// `switch_nodename` is the FreeSWITCH node name, the same value as `node`.
@@ -590,6 +662,7 @@ impl Channel {
         callee_id_number => CALLEE_ID_NUMBER,
         from => FROM,
         to => TO,
+        request => REQUEST,
     }
 }
 
@@ -611,6 +684,7 @@ impl From<ChannelRecord> for Channel {
             (CALLEE_ID_NUMBER, &r.callee_id_number),
             (FROM, &r.from),
             (TO, &r.to),
+            (REQUEST, &r.request),
         ] {
             set(&mut own[i], v.as_deref());
         }
@@ -618,7 +692,7 @@ impl From<ChannelRecord> for Channel {
             own[BRIDGE_ID] = None;
         }
         let own = Own::pack(&r.uuid, &own);
-        Channel {
+        let mut ch = Channel {
             uuid: r.uuid,
             direction: r.direction,
             account_id: r.account_id,
@@ -648,7 +722,20 @@ impl From<ChannelRecord> for Channel {
             is_loopback: r.is_loopback,
             own,
             in_ccv: 0,
+            sip_empty: false,
+            extra: None,
+        };
+        let mut slot = ch.extra_slot();
+        if let Some(v) = r.sip_headers {
+            slot.set_sip_headers(v);
         }
+        if let Some(v) = r.auth_headers {
+            slot.set_auth_headers(v);
+        }
+        if !r.recordings.is_empty() {
+            slot.slot.get_or_insert_with(Box::default).recordings = r.recordings;
+        }
+        ch
     }
 }
 
@@ -693,6 +780,10 @@ impl From<Channel> for ChannelRecord {
             callee_id_number: t(c.callee_id_number()),
             from: t(c.from()),
             to: t(c.to()),
+            request: t(c.request()),
+            sip_headers: c.sip_headers().cloned(),
+            auth_headers: c.auth_headers().cloned(),
+            recordings: c.recordings().cloned().unwrap_or_default(),
             seq: c.seq,
             uuid: c.uuid,
             custom_channel_vars: c.custom_channel_vars,

@@ -3,7 +3,8 @@
 //! WIRE-5.md §3): each recording, by name, is recording, stopped, masked,
 //! paused, or paused and masked.
 
-use super::channel::Text;
+use super::text::Text;
+pub use crate::kapi::event::RecordEvent;
 
 /// One recording's state; written as ecallmgr's atoms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,41 +27,6 @@ impl RecordingState {
             Self::PausedAndMasked => "paused_and_masked",
         }
     }
-}
-
-/// The six events that move a recording's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordEvent {
-    Start,
-    Stop,
-    Mask,
-    Unmask,
-    Pause,
-    Resume,
-}
-
-impl RecordEvent {
-    pub fn parse(event_name: &str) -> Option<Self> {
-        Some(match event_name {
-            "RECORD_START" => Self::Start,
-            "RECORD_STOP" => Self::Stop,
-            "RECORD_MASK" => Self::Mask,
-            "RECORD_UNMASK" => Self::Unmask,
-            "RECORD_PAUSE" => Self::Pause,
-            "RECORD_RESUME" => Self::Resume,
-            _ => return None,
-        })
-    }
-
-    /// The event names the event queue binds (`call.<NAME>.*`).
-    pub const NAMES: [&'static str; 6] = [
-        "RECORD_START",
-        "RECORD_STOP",
-        "RECORD_MASK",
-        "RECORD_UNMASK",
-        "RECORD_PAUSE",
-        "RECORD_RESUME",
-    ];
 }
 
 /// ecallmgr's `update_state/2`: start and stop win from any state; the other
@@ -133,15 +99,15 @@ impl Recordings {
     }
 
     /// The JSON object `{"<id>": "<state>", …}`.
+    /// (Rare and small: serde's escaping is fine here.)
     pub fn write(&self, out: &mut Vec<u8>) {
         out.push(b'{');
         for (i, (id, state)) in self.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            crate::queries::json_string(out, id);
-            out.push(b':');
-            out.push(b'"');
+            serde_json::to_writer(&mut *out, id).expect("writing to a Vec cannot fail");
+            out.extend_from_slice(b":\"");
             out.extend_from_slice(state.as_str().as_bytes());
             out.push(b'"');
         }
