@@ -69,6 +69,9 @@ pub struct RegistrySettings {
 pub struct QuerySettings {
     /// Answer `Account-ID: all` with every channel (crossbar's system-wide listing).
     pub system_wide_listing: bool,
+    /// Seconds between passive checks for Kazoo 5.1+'s `channels` exchange
+    /// (the query queue is bound to it once it exists; WIRE-5.md §1).
+    pub kazoo5_check_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +113,7 @@ tombstone_secs = 120
 
 [queries]
 system_wide_listing = false
+kazoo5_check_secs = 60
 
 [cluster]
 snapshot_timeout_ms = 2000
@@ -166,6 +170,9 @@ impl Settings {
         }
         if self.amqp.prefetch == 0 {
             return invalid("amqp.prefetch", "must be at least 1");
+        }
+        if self.queries.kazoo5_check_secs == 0 {
+            return invalid("queries.kazoo5_check_secs", "must be at least 1");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid("log.format", "must be \"text\" or \"json\"");

@@ -10,9 +10,9 @@ use std::time::Duration;
 use common::*;
 use kazoo_channels::bus::{BusClient, Collect};
 use kazoo_channels::kapi::schema::schemas;
-use kazoo_channels::kapi::{Outgoing, encode};
+use kazoo_channels::kapi::encode;
 use kazoo_channels::stats::Stats;
-use kazoo_channels::worker::WorkerHandle;
+use kazoo_channels::app::WorkerHandle;
 use lapin::ExchangeKind;
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
@@ -255,12 +255,12 @@ async fn both_dialects(kind: ExchangeKind, vhost: &str) {
     let owner = hex_id();
     let a = Device::new(&account, &owner, "user_a");
     let b = Device::new(&account, &hex_id(), "user_b");
-    let other = Device::new(&hex_id(), &owner, "user_a");
+    let other = Device::new(&hex_id(), &owner, "user_x");
     let (call_a, call_b, call_x) = (sip_call_id(), sip_call_id(), sip_call_id());
     let up = ["CHANNEL_CREATE", "CHANNEL_ANSWER"];
     a.call(&c, &call_a, "inbound", &up).await;
     b.call(&c, &call_b, "outbound", &up).await;
-    // Another account's call of the same owner and username: never in the answers.
+    // Another account's call of the same owner: never in the account-scoped answers.
     other.call(&c, &call_x, "inbound", &up).await;
     a.call(&c, &call_a, "inbound", &["RECORD_START"]).await;
     until_in_registry(&w, &[&call_a, &call_b, &call_x]).await;
@@ -414,9 +414,9 @@ async fn bad_input_to_the_new_apis_is_silent_and_logged() {
     let r = answered(&c, Dialect::Five, "count_req", "", json!({"Account-ID": account})).await;
     assert_eq!(r["Count"], json!({"account": 0}));
     assert!(
-        eventually(WAIT, || Stats::get(&w.shared.stats.requests_rejected) == n).await,
+        eventually(WAIT, || Stats::get(&w.state.stats.requests_rejected) == n).await,
         "rejected {} of {n}",
-        Stats::get(&w.shared.stats.requests_rejected)
+        Stats::get(&w.state.stats.requests_rejected)
     );
     assert_eq!(c.stray_replies(), 0);
     c.close().await;

@@ -4,6 +4,7 @@
 //! Depends on every domain module; none of them depends on it but for
 //! [`state`], which sits below them.
 
+mod exchange_watch;
 pub mod housekeeping;
 pub mod routes;
 pub mod state;

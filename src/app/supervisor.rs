@@ -11,6 +11,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::exchange_watch::ExchangeWatch;
 use super::housekeeping;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
 use super::state::State;
@@ -159,6 +160,8 @@ async fn session(
         state.start_warmup();
     }
     bus.declare(&state.topology).await?;
+    let mut watch = ExchangeWatch::default();
+    watch.check(state, &bus).await?;
     let publisher = bus.publisher(COMMANDS_AT_ONCE).await?;
     let stop = shutdown.child_token();
     let (now, later): (Vec<Route>, Vec<Route>) = routes(state, &publisher)
@@ -219,7 +222,13 @@ async fn session(
         for svc in later {
             consumers.spawn(start(svc).await?);
         }
-        joined(consumers.join_next().await)
+        tokio::select! {
+            end = consumers.join_next() => joined(end),
+            failed = watch.run(state, &bus) => match failed {
+                Err(e) => Err(e),
+                Ok(never) => match never {},
+            },
+        }
     }
     .await;
     // Whatever ended first, stop the others; in-flight requests finish.

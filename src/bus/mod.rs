@@ -4,6 +4,7 @@
 //! clients a [`BusClient`].
 
 mod consume;
+mod optional;
 mod publisher;
 pub mod requester;
 mod session;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use consume::{Consume, Handler, HandlerFuture, ServeEnd, consumer};
+pub use optional::Found;
 pub use publisher::BusPublisher;
 pub use requester::{BusClient, ClientPool, Collect, client_pool};
 pub use session::Session;
@@ -131,7 +133,8 @@ pub async fn declare_queue(channel: &Channel, q: &topology::QueueDef) -> Result<
     channel
         .queue_declare(q.name.as_str().into(), opts, field_table(&q.arguments))
         .await?;
-    for b in &q.bindings {
+    // Bindings to an exchange that is not ours wait for a passive check.
+    for b in q.bindings.iter().filter(|b| !b.passive_exchange) {
         channel
             .queue_bind(
                 q.name.as_str().into(),
@@ -161,7 +164,7 @@ pub async fn queue_exists(conn: &Connection, name: &str) -> Result<bool, BusErro
             close_channel(&ch).await;
             Ok(true)
         }
-        Err(e) if e.to_string().contains("NOT_FOUND") || e.to_string().contains("404") => Ok(false),
+        Err(e) if optional::is_not_found(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

@@ -53,7 +53,11 @@ pub async fn bind_if_present(
         Err(e) if is_not_found(&e) => return Ok(Found::Absent),
         Err(e) => return Err(e.into()),
     }
-    for b in queue.bindings.iter().filter(|b| b.exchange == exchange) {
+    for b in queue
+        .bindings
+        .iter()
+        .filter(|b| b.passive_exchange && b.exchange == exchange)
+    {
         ch.queue_bind(
             queue.name.as_str().into(),
             b.exchange.as_str().into(),

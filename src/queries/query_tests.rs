@@ -85,6 +85,7 @@ fn identity() -> Identity {
 fn settings(system_wide_listing: bool) -> QuerySettings {
     QuerySettings {
         system_wide_listing,
+        kazoo5_check_secs: 60,
     }
 }
 
