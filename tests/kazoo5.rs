@@ -8,11 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use kazoo_channels::bus::{BusClient, Collect};
-use kazoo_channels::kapi::schema::schemas;
-use kazoo_channels::kapi::encode;
-use kazoo_channels::stats::Stats;
 use kazoo_channels::app::WorkerHandle;
+use kazoo_channels::bus::{BusClient, Collect};
+use kazoo_channels::kapi::encode;
+use kazoo_channels::kapi::schema::schemas;
+use kazoo_channels::stats::Stats;
 use lapin::ExchangeKind;
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
@@ -105,7 +105,14 @@ fn route(dialect: Dialect, word: &str) -> (&'static str, String) {
     }
 }
 
-async fn ask(c: &BusClient, d: Dialect, name: &str, word: &str, keys: Value, collect: Collect) -> Vec<Value> {
+async fn ask(
+    c: &BusClient,
+    d: Dialect,
+    name: &str,
+    word: &str,
+    keys: Value,
+    collect: Collect,
+) -> Vec<Value> {
     let (exchange, rk) = route(d, word);
     let keys = keys.as_object().expect("keys are an object").clone();
     let replies = c
@@ -146,10 +153,51 @@ fn body(reply: &Value) -> Value {
     }
     let mut v = reply.clone();
     let m = v.as_object_mut().unwrap();
-    for k in ["App-Name", "App-Version", "Event-Category", "Msg-ID", "Node"] {
+    for k in [
+        "App-Name",
+        "App-Version",
+        "Event-Category",
+        "Msg-ID",
+        "Node",
+    ] {
         m.remove(k);
     }
     strip(&mut v);
+    v
+}
+
+/// The APIs Kazoo 5.x added: one shape in both categories.
+const NEW_APIS: [&str; 3] = ["query_endpoint_channels_req", "count_req", "channels_req"];
+
+/// A reply without the keys Kazoo 5.x's ecallmgr adds to the old APIs'
+/// replies: its channel forms' (WIRE-5.md §3), and the status reply's.
+fn without_5x(v: &Value) -> Value {
+    const FORMS: [&str; 8] = [
+        "custom_sip_headers",
+        "custom_auth_headers",
+        "request",
+        "recording_status",
+        "Custom-SIP-Headers",
+        "Custom-AUTH-Headers",
+        "Request",
+        "Recording-Status",
+    ];
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for k in FORMS {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = v.clone();
+    strip(&mut v);
+    // kapi_call:channel_status_extended_headers(): Kamailio 5.x reads it.
+    v.as_object_mut().unwrap().remove("Answered");
     v
 }
 
@@ -214,7 +262,9 @@ async fn until_in_registry(w: &WorkerHandle, calls: &[&str]) {
     assert!(
         eventually(WAIT, || {
             let reg = w.registry();
-            calls.iter().all(|c| reg.get(c).is_some_and(|ch| ch.answered))
+            calls
+                .iter()
+                .all(|c| reg.get(c).is_some_and(|ch| ch.answered))
         })
         .await,
         "calls not in the registry: {calls:?}"
@@ -222,24 +272,51 @@ async fn until_in_registry(w: &WorkerHandle, calls: &[&str]) {
 }
 
 /// The eight questions, as (Event-Name, 4.x routing-key word, keys).
-fn questions(a: &Device, b: &Device, call: &str, account: &str) -> Vec<(&'static str, String, Value)> {
+fn questions(
+    a: &Device,
+    b: &Device,
+    call: &str,
+    account: &str,
+) -> Vec<(&'static str, String, Value)> {
     vec![
-        ("query_account_channels_req", account.to_owned(),
-         json!({"Account-ID": account, "Active-Only": false, "Usernames": []})),
-        ("query_user_channels_req", format!("{}:{REALM}", a.username),
-         json!({"Realm": REALM, "Usernames": [a.username, b.username], "Active-Only": false})),
-        ("query_channels_req", "channels".to_owned(),
-         json!({"Call-ID": call, "Fields": "all", "Active-Only": false})),
-        ("channel_status_req", call.to_owned(), json!({"Call-ID": call})),
+        (
+            "query_account_channels_req",
+            account.to_owned(),
+            json!({"Account-ID": account, "Active-Only": false, "Usernames": []}),
+        ),
+        (
+            "query_user_channels_req",
+            format!("{}:{REALM}", a.username),
+            json!({"Realm": REALM, "Usernames": [a.username, b.username], "Active-Only": false}),
+        ),
+        (
+            "query_channels_req",
+            "channels".to_owned(),
+            json!({"Call-ID": call, "Fields": "all", "Active-Only": false}),
+        ),
+        (
+            "channel_status_req",
+            call.to_owned(),
+            json!({"Call-ID": call}),
+        ),
         ("query_auth_id_req", a.id.clone(), json!({"Auth-ID": a.id})),
-        ("query_endpoint_channels_req", account.to_owned(),
-         json!({"Account-ID": account, "Endpoint-ID": a.owner})),
-        ("count_req", account.to_owned(),
-         json!({"Account-ID": account, "Device-ID": a.id, "Owner-ID": a.owner,
-                "Endpoint-ID": b.id, "Direction": "inbound"})),
-        ("channels_req", account.to_owned(),
-         json!({"Account-ID": account, "Device-ID": format!("{}@{account}", b.id),
-                "User-ID": format!("{}@{account}", a.owner)})),
+        (
+            "query_endpoint_channels_req",
+            account.to_owned(),
+            json!({"Account-ID": account, "Endpoint-ID": a.owner}),
+        ),
+        (
+            "count_req",
+            account.to_owned(),
+            json!({"Account-ID": account, "Device-ID": a.id, "Owner-ID": a.owner,
+                "Endpoint-ID": b.id, "Direction": "inbound"}),
+        ),
+        (
+            "channels_req",
+            account.to_owned(),
+            json!({"Account-ID": account, "Device-ID": format!("{}@{account}", b.id),
+                "User-ID": format!("{}@{account}", a.owner)}),
+        ),
     ]
 }
 
@@ -265,12 +342,20 @@ async fn both_dialects(kind: ExchangeKind, vhost: &str) {
     a.call(&c, &call_a, "inbound", &["RECORD_START"]).await;
     until_in_registry(&w, &[&call_a, &call_b, &call_x]).await;
     assert!(
-        eventually(WAIT, || w.registry().get(&call_a).is_some_and(|ch| ch.recordings().is_some())).await,
+        eventually(WAIT, || w
+            .registry()
+            .get(&call_a)
+            .is_some_and(|ch| ch.recordings().is_some()))
+        .await,
         "RECORD_START not applied"
     );
     // The worker bound its query queue; it never declared `channels` (the
     // test's own declaration, type and flags, is still what the broker has).
-    assert!(vh.bindings().iter().any(|(s, _, rk)| s == CHANNELS && rk == QUERY_STATUS));
+    assert!(
+        vh.bindings()
+            .iter()
+            .any(|(s, _, rk)| s == CHANNELS && rk == QUERY_STATUS)
+    );
     declare_channels(&vh, kind).await;
 
     let mut five = Vec::new();
@@ -278,32 +363,65 @@ async fn both_dialects(kind: ExchangeKind, vhost: &str) {
         let r5 = answered(&c, Dialect::Five, name, &word, keys.clone()).await;
         let r4 = answered(&c, Dialect::Four, name, &word, keys).await;
         let (mut b5, b4) = (body(&r5), body(&r4));
-        if name == "channel_status_req" {
-            // kapi_call:channel_status_extended_headers(): a 5.x key (Kamailio reads it).
-            assert_eq!(b5.as_object_mut().unwrap().remove("Answered"), Some(json!(true)));
+        if !NEW_APIS.contains(&name) {
+            // The 4.3/5.0 forms are unchanged; 5.x's add these keys, and only these.
+            assert_eq!(
+                without_5x(&b4),
+                b4,
+                "{name}: a 5.x key in a call_event reply"
+            );
+            b5 = without_5x(&b5);
         }
         assert_eq!(b5, b4, "{name}: the dialects answer differently");
         five.push(r5);
     }
-    let [account_r, user_r, channel_r, status_r, auth_r, endpoint_r, count_r, channels_r] =
-        <[Value; 8]>::try_from(five).unwrap();
+    let [
+        account_r,
+        user_r,
+        channel_r,
+        status_r,
+        auth_r,
+        endpoint_r,
+        count_r,
+        channels_r,
+    ] = <[Value; 8]>::try_from(five).unwrap();
 
-    let mut listed: Vec<&str> = account_r["Channels"].as_array().unwrap().iter()
-        .map(|c| c["uuid"].as_str().unwrap()).collect();
+    let mut listed: Vec<&str> = account_r["Channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["uuid"].as_str().unwrap())
+        .collect();
     listed.sort();
     let mut want = vec![call_a.as_str(), call_b.as_str()];
     want.sort();
     assert_eq!(listed, want, "the account's channels only");
-    let ch_a = account_r["Channels"].as_array().unwrap().iter()
-        .find(|c| c["uuid"] == call_a.as_str()).unwrap();
+    let ch_a = account_r["Channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["uuid"] == call_a.as_str())
+        .unwrap();
     // 5.x channel keys, as the events carried them.
-    assert_eq!(ch_a["custom_sip_headers"], json!({"X-Kazoo-Trace": "on", "X-Site": "east"}));
-    assert_eq!(ch_a["custom_auth_headers"], json!({"X-AUTH-IP": "10.26.0.50", "X-AUTH-PORT": "5060"}));
+    assert_eq!(
+        ch_a["custom_sip_headers"],
+        json!({"X-Kazoo-Trace": "on", "X-Site": "east"})
+    );
+    assert_eq!(
+        ch_a["custom_auth_headers"],
+        json!({"X-AUTH-IP": "10.26.0.50", "X-AUTH-PORT": "5060"})
+    );
     assert_eq!(ch_a["request"], "2600@account.realm.com");
-    assert_eq!(ch_a["recording_status"], json!({"call_recording_5f3e2d1c": "recording"}));
+    assert_eq!(
+        ch_a["recording_status"],
+        json!({"call_recording_5f3e2d1c": "recording"})
+    );
     assert_eq!(user_r["Channels"].as_array().unwrap().len(), 2);
     let api = &channel_r["Channels"][&call_a];
-    assert_eq!(api["Recording-Status"], json!({"call_recording_5f3e2d1c": "recording"}));
+    assert_eq!(
+        api["Recording-Status"],
+        json!({"call_recording_5f3e2d1c": "recording"})
+    );
     assert_eq!(api["Custom-AUTH-Headers"]["X-AUTH-IP"], "10.26.0.50");
     assert_eq!(status_r["Status"], "active");
     assert_eq!(status_r["Custom-SIP-Headers"]["X-Site"], "east");
@@ -321,29 +439,73 @@ async fn both_dialects(kind: ExchangeKind, vhost: &str) {
         channels_r["Channels"]["device"],
         json!({ call_b.clone(): {"switch_url": "sip:mod_sofia@10.26.0.81:5060", "is_onhold": false, "destination": "2600"} })
     );
-    assert_eq!(channels_r["Channels"]["user"].as_object().unwrap().keys().collect::<Vec<_>>(), vec![&call_a]);
-    assert_eq!(channels_r["Channels"]["account"].as_object().unwrap().len(), 2);
+    assert_eq!(
+        channels_r["Channels"]["user"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec![&call_a]
+    );
+    assert_eq!(
+        channels_r["Channels"]["account"].as_object().unwrap().len(),
+        2
+    );
 
     // Count-Only, Direction, Fields, Channel-Record.
-    let r = answered(&c, Dialect::Five, "query_endpoint_channels_req", "", json!({
-        "Account-ID": account, "Endpoint-ID": b.id, "Count-Only": "true"})).await;
+    let r = answered(
+        &c,
+        Dialect::Five,
+        "query_endpoint_channels_req",
+        "",
+        json!({
+        "Account-ID": account, "Endpoint-ID": b.id, "Count-Only": "true"}),
+    )
+    .await;
     assert_eq!(r["Count"], 1);
     assert!(r.get("Channels").is_none());
-    let r = answered(&c, Dialect::Five, "query_endpoint_channels_req", "", json!({
-        "Account-ID": account, "Endpoint-ID": b.id, "Direction": "inbound"})).await;
+    let r = answered(
+        &c,
+        Dialect::Five,
+        "query_endpoint_channels_req",
+        "",
+        json!({
+        "Account-ID": account, "Endpoint-ID": b.id, "Direction": "inbound"}),
+    )
+    .await;
     assert_eq!(r["Channels"], json!([]));
-    let r = answered(&c, Dialect::Five, "channels_req", "", json!({
+    let r = answered(
+        &c,
+        Dialect::Five,
+        "channels_req",
+        "",
+        json!({
         "Device-ID": format!("{}@{account}", a.id),
-        "Fields": ["uuid", "answered", "cshs", "recording_status", "former_node", "not_a_field"]})).await;
-    assert_eq!(r["Channels"], json!({"device": { call_a.clone(): {
+        "Fields": ["uuid", "answered", "cshs", "recording_status", "former_node", "not_a_field"]}),
+    )
+    .await;
+    assert_eq!(
+        r["Channels"],
+        json!({"device": { call_a.clone(): {
         "uuid": call_a, "answered": true, "cshs": {"X-Kazoo-Trace": "on", "X-Site": "east"},
-        "recording_status": {"call_recording_5f3e2d1c": "recording"}}}}));
-    let r = answered(&c, Dialect::Five, "channel_status_req", "", json!({"Call-ID": call_a, "Channel-Record": true})).await;
+        "recording_status": {"call_recording_5f3e2d1c": "recording"}}}})
+    );
+    let r = answered(
+        &c,
+        Dialect::Five,
+        "channel_status_req",
+        "",
+        json!({"Call-ID": call_a, "Channel-Record": true}),
+    )
+    .await;
     let m = r.as_object().unwrap();
     assert_eq!(m["Status"], "active");
     assert_eq!(m["Channel-Record"]["Call-ID"], call_a.as_str());
     assert_eq!(m["Channel-Record"]["Account-ID"], account.as_str());
-    assert!(m.get("Switch-URL").is_none(), "Channel-Record replaces the status keys");
+    assert!(
+        m.get("Switch-URL").is_none(),
+        "Channel-Record replaces the status keys"
+    );
 
     c.close().await;
     w.shutdown().await;
@@ -368,20 +530,39 @@ async fn channels_is_bound_when_it_appears_and_never_declared() {
     let c = vh.client("crossbar").await;
     let account = hex_id();
     // The old dialect is served from the start.
-    let r = answered(&c, Dialect::Four, "query_account_channels_req", &account,
-                     json!({"Account-ID": account})).await;
+    let r = answered(
+        &c,
+        Dialect::Four,
+        "query_account_channels_req",
+        &account,
+        json!({"Account-ID": account}),
+    )
+    .await;
     assert_eq!(r["Channels"], json!([]));
     // Several checks later the worker has still not declared it.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(!channels_exists(&vh).await, "the worker declared `channels`");
+    assert!(
+        !channels_exists(&vh).await,
+        "the worker declared `channels`"
+    );
     // A Kazoo 5.1+ node starts: the worker binds within kazoo5_check_secs.
     declare_channels(&vh, ExchangeKind::Direct).await;
     assert!(
-        eventually(Duration::from_secs(3), || vh.bindings().iter()
-            .any(|(s, _, rk)| s == CHANNELS && rk == QUERY_STATUS)).await,
+        eventually(Duration::from_secs(3), || vh
+            .bindings()
+            .iter()
+            .any(|(s, _, rk)| s == CHANNELS && rk == QUERY_STATUS))
+        .await,
         "query queue not bound to channels"
     );
-    let r = answered(&c, Dialect::Five, "count_req", "", json!({"Account-ID": account})).await;
+    let r = answered(
+        &c,
+        Dialect::Five,
+        "count_req",
+        "",
+        json!({"Account-ID": account}),
+    )
+    .await;
     assert_eq!(r["Count"], json!({"account": 0}));
     // Still the test's direct exchange, flags unchanged (a different
     // declaration would have made this one fail with 406).
@@ -400,10 +581,22 @@ async fn bad_input_to_the_new_apis_is_silent_and_logged() {
     let bad = [
         ("count_req", json!({"Device-ID": "d"})),
         ("count_req", json!({"Account-ID": 42})),
-        ("channels_req", json!({"Account-ID": account, "Device-ID": "no-at-sign"})),
-        ("channels_req", json!({"Owner-ID": "o@a", "Fields": "switch_url"})),
-        ("channels_req", json!({"Owner-ID": "o@a", "Fields": ["switch_url", 3]})),
-        ("query_endpoint_channels_req", json!({"Account-ID": account})),
+        (
+            "channels_req",
+            json!({"Account-ID": account, "Device-ID": "no-at-sign"}),
+        ),
+        (
+            "channels_req",
+            json!({"Owner-ID": "o@a", "Fields": "switch_url"}),
+        ),
+        (
+            "channels_req",
+            json!({"Owner-ID": "o@a", "Fields": ["switch_url", 3]}),
+        ),
+        (
+            "query_endpoint_channels_req",
+            json!({"Account-ID": account}),
+        ),
         ("query_endpoint_channels_req", json!({"Endpoint-ID": "e"})),
     ];
     let n = bad.len() as u64;
@@ -411,7 +604,14 @@ async fn bad_input_to_the_new_apis_is_silent_and_logged() {
         silent(&c, Dialect::Five, name, keys).await;
     }
     // The worker keeps answering.
-    let r = answered(&c, Dialect::Five, "count_req", "", json!({"Account-ID": account})).await;
+    let r = answered(
+        &c,
+        Dialect::Five,
+        "count_req",
+        "",
+        json!({"Account-ID": account}),
+    )
+    .await;
     assert_eq!(r["Count"], json!({"account": 0}));
     assert!(
         eventually(WAIT, || Stats::get(&w.state.stats.requests_rejected) == n).await,
@@ -431,43 +631,83 @@ async fn kamailio_fast_pickup_is_answered() {
     let c = vh.client("kamailio").await;
     let d = Device::new(&hex_id(), &hex_id(), "user_zu0bf7");
     let call = sip_call_id();
-    d.call(&c, &call, "inbound", &["CHANNEL_CREATE", "CHANNEL_ANSWER"]).await;
+    d.call(&c, &call, "inbound", &["CHANNEL_CREATE", "CHANNEL_ANSWER"])
+        .await;
     until_in_registry(&w, &[&call]).await;
     // The body presence-fast-pickup.cfg sends, with what the kazoo module adds
     // (App-Name, App-Version, Node, Msg-ID); Server-ID is our reply queue.
     let mut body: Map<String, Value> = fixture("kazoo5.kamailio.channel_status_req.json")
-        .as_object().unwrap().clone();
+        .as_object()
+        .unwrap()
+        .clone();
     body.remove("Server-ID");
     body.insert("Call-ID".into(), json!(call));
-    let r = c.request(CHANNELS, QUERY_STATUS, "channel", "channel_status_req", body.clone(), Collect::first(WAIT))
-        .await.unwrap();
+    let r = c
+        .request(
+            CHANNELS,
+            QUERY_STATUS,
+            "channel",
+            "channel_status_req",
+            body.clone(),
+            Collect::first(WAIT),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.len(), 1, "fast pickup not answered");
     check(&r[0], "channel_status_req", Dialect::Five);
     assert_eq!(r[0]["Msg-ID"], body["Msg-ID"]);
-    assert_eq!(r[0]["Switch-URL"], "sip:mod_sofia@10.26.0.81:5060", "what Kamailio redirects to");
+    assert_eq!(
+        r[0]["Switch-URL"], "sip:mod_sofia@10.26.0.81:5060",
+        "what Kamailio redirects to"
+    );
     assert_eq!(r[0]["Answered"], true);
     // Unknown call under Active-Only: silence, as ecallmgr (Kamailio times out).
     body.insert("Call-ID".into(), json!(sip_call_id()));
     body.insert("Msg-ID".into(), json!(uuid::Uuid::new_v4().to_string()));
-    let r = c.request(CHANNELS, QUERY_STATUS, "channel", "channel_status_req", body, Collect::all(SILENCE))
-        .await.unwrap();
+    let r = c
+        .request(
+            CHANNELS,
+            QUERY_STATUS,
+            "channel",
+            "channel_status_req",
+            body,
+            Collect::all(SILENCE),
+        )
+        .await
+        .unwrap();
     assert!(r.is_empty());
     // The park lookup: a channel parked on slot *3101 (dialled, not bridged).
     let parked = sip_call_id();
     let mut create = d.event("CHANNEL_CREATE", &parked, "inbound");
     create["Caller-Destination-Number"] = json!("*3101");
     c.publish(&event_msg(&create)).await.unwrap();
-    c.publish(&event_msg(&d.event("CHANNEL_ANSWER", &parked, "inbound"))).await.unwrap();
+    c.publish(&event_msg(&d.event("CHANNEL_ANSWER", &parked, "inbound")))
+        .await
+        .unwrap();
     until_in_registry(&w, &[&parked]).await;
     let mut park: Map<String, Value> = fixture("kazoo5.kamailio.query_user_channels_req.park.json")
-        .as_object().unwrap().clone();
+        .as_object()
+        .unwrap()
+        .clone();
     park.remove("Server-ID");
-    let r = c.request(CHANNELS, QUERY_STATUS, "channel", "query_user_channels_req", park, Collect::first(WAIT))
-        .await.unwrap();
+    let r = c
+        .request(
+            CHANNELS,
+            QUERY_STATUS,
+            "channel",
+            "query_user_channels_req",
+            park,
+            Collect::first(WAIT),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.len(), 1, "park lookup not answered");
     check(&r[0], "query_user_channels_req", Dialect::Five);
     assert_eq!(r[0]["Channels"][0]["uuid"], parked.as_str());
-    assert_eq!(r[0]["Channels"][0]["switch_url"], "sip:mod_sofia@10.26.0.81:5060");
+    assert_eq!(
+        r[0]["Channels"][0]["switch_url"],
+        "sip:mod_sofia@10.26.0.81:5060"
+    );
     c.close().await;
     w.shutdown().await;
 }

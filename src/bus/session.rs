@@ -42,7 +42,10 @@ impl Session {
     /// Binds each binding to an exchange that is not ours (Kazoo 5.1+'s
     /// `channels`) where the exchange exists now, checked passively on a
     /// throwaway channel: (exchange, what the check found).
-    pub async fn bind_passive(&self, topology: &Topology) -> Result<Vec<(String, Found)>, BusError> {
+    pub async fn bind_passive(
+        &self,
+        topology: &Topology,
+    ) -> Result<Vec<(String, Found)>, BusError> {
         let mut out = Vec::new();
         for (queue, exchange) in topology.passive_bindings() {
             let found = super::optional::bind_if_present(&self.conn, queue, exchange).await?;

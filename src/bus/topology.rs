@@ -91,7 +91,10 @@ impl Topology {
         let mut out: Vec<(&QueueDef, &str)> = Vec::new();
         for q in &self.queues {
             for b in q.bindings.iter().filter(|b| b.passive_exchange) {
-                if !out.iter().any(|(oq, ex)| oq.name == q.name && *ex == b.exchange) {
+                if !out
+                    .iter()
+                    .any(|(oq, ex)| oq.name == q.name && *ex == b.exchange)
+                {
                     out.push((q, b.exchange.as_str()));
                 }
             }
@@ -180,7 +183,13 @@ mod tests {
         let keys: Vec<(&str, &str, bool)> = q
             .bindings
             .iter()
-            .map(|b| (b.exchange.as_str(), b.routing_key.as_str(), b.passive_exchange))
+            .map(|b| {
+                (
+                    b.exchange.as_str(),
+                    b.routing_key.as_str(),
+                    b.passive_exchange,
+                )
+            })
             .collect();
         assert_eq!(
             keys,

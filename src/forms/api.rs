@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 use super::json::Obj;
 use super::{elapsed, text};
-use crate::kapi::lenient;
+use crate::kapi::{Dialect, lenient};
 use crate::registry::Channel;
 use crate::registry::Text;
 use crate::registry::channel::{
@@ -67,7 +67,7 @@ impl Val<'_> {
 
 /// Every key of the capitalised form (§4.2) with its value, `None` when unknown.
 /// `Custom-Channel-Vars` is the stored object (5.0's behaviour; 4.3 rebuilt it).
-fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'_>>); 47] {
+fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'_>>); 43] {
     fn s(v: &Option<Text>) -> Option<Val<'_>> {
         v.as_deref().map(Val::Str)
     }
@@ -93,8 +93,6 @@ fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'
         ("Context", Some(Val::Str(DEFAULT_CONTEXT))),
         ("Custom-Application-Vars", r(&ch.custom_application_vars)),
         ("Custom-Channel-Vars", r(&ch.custom_channel_vars)),
-        ("Custom-SIP-Headers", ch.sip_headers().map(Val::Vars)),
-        ("Custom-AUTH-Headers", ch.auth_headers().map(Val::Vars)),
         ("Destination", ch.destination().map(Val::Str)),
         ("Dialplan", Some(Val::Str(DEFAULT_DIALPLAN))),
         (
@@ -115,8 +113,6 @@ fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'
         ("Presence-ID", ch.presence_id().map(Val::Str)),
         ("Profile", Some(Val::Str(DEFAULT_PROFILE))),
         ("Realm", s(&ch.realm)),
-        ("Recording-Status", ch.recordings().map(Val::Recordings)),
-        ("Request", ch.request().map(Val::Str)),
         ("Reseller-Billing", s(&ch.reseller_billing)),
         ("Reseller-ID", s(&ch.reseller_id)),
         ("Resource-ID", s(&ch.resource_id)),
@@ -128,11 +124,26 @@ fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'
     ]
 }
 
-/// The capitalised channel object (§4.2), restricted to `fields`.
-pub fn api(out: &mut Vec<u8>, ch: &Channel, fields: &Fields, now_gregorian: u64) {
+/// The keys Kazoo 5.x's `to_api_props/1` adds (WIRE-5.md §3), when known.
+fn api_entries5(ch: &Channel) -> [(&'static str, Option<Val<'_>>); 4] {
+    [
+        ("Custom-SIP-Headers", ch.sip_headers().map(Val::Vars)),
+        ("Custom-AUTH-Headers", ch.auth_headers().map(Val::Vars)),
+        ("Request", ch.request().map(Val::Str)),
+        ("Recording-Status", ch.recordings().map(Val::Recordings)),
+    ]
+}
+
+/// The capitalised channel object (§4.2), restricted to `fields`, in the form
+/// of `dialect`'s ecallmgr.
+pub fn api(out: &mut Vec<u8>, ch: &Channel, fields: &Fields, now_gregorian: u64, dialect: Dialect) {
     let mut o = Obj::open(out);
     if *fields != Fields::Nothing {
-        for (key, value) in api_entries(ch, now_gregorian) {
+        let five = (dialect == Dialect::Kazoo5).then(|| api_entries5(ch));
+        for (key, value) in api_entries(ch, now_gregorian)
+            .into_iter()
+            .chain(five.into_iter().flatten())
+        {
             if let Some(value) = value
                 && fields.wants(key)
             {
@@ -144,10 +155,16 @@ pub fn api(out: &mut Vec<u8>, ch: &Channel, fields: &Fields, now_gregorian: u64)
 }
 
 /// `query_channels_resp`'s `Channels`: an object keyed by call id.
-pub fn api_object(out: &mut Vec<u8>, channels: &[&Channel], fields: &Fields, now_gregorian: u64) {
+pub fn api_object(
+    out: &mut Vec<u8>,
+    channels: &[&Channel],
+    fields: &Fields,
+    now_gregorian: u64,
+    dialect: Dialect,
+) {
     let mut o = Obj::open(out);
     for ch in channels {
-        api(o.data_key(&ch.uuid), ch, fields, now_gregorian);
+        api(o.data_key(&ch.uuid), ch, fields, now_gregorian, dialect);
     }
     o.close();
 }
@@ -181,7 +198,13 @@ impl Status<'_> {
             Status::Record(ch, now_gregorian) => {
                 o.str("Call-ID", &ch.uuid);
                 o.str("Status", "active");
-                api(o.key("Channel-Record"), ch, &Fields::All, now_gregorian);
+                api(
+                    o.key("Channel-Record"),
+                    ch,
+                    &Fields::All,
+                    now_gregorian,
+                    Dialect::Kazoo5,
+                );
             }
             Status::Active5(ch) => {
                 Status::Active(ch).write(o);
@@ -189,8 +212,9 @@ impl Status<'_> {
                     ("Custom-SIP-Headers", ch.sip_headers()),
                     ("Custom-AUTH-Headers", ch.auth_headers()),
                 ] {
-                    if vars.is_none() {
-                        o.key(key).extend_from_slice(b"{}");
+                    match vars {
+                        Some(v) => v.write(o.key(key)),
+                        None => o.key(key).extend_from_slice(b"{}"),
                     }
                 }
                 o.bool("Answered", ch.answered);
@@ -211,10 +235,8 @@ impl Status<'_> {
                 o.opt_str("Realm", text(&ch.realm));
                 o.opt_str("Username", text(&ch.username));
                 for (key, vars) in [
-                    ("Custom-Channel-Vars", ch.custom_channel_vars.as_ref()),
-                    ("Custom-Application-Vars", ch.custom_application_vars.as_ref()),
-                    ("Custom-SIP-Headers", ch.sip_headers()),
-                    ("Custom-AUTH-Headers", ch.auth_headers()),
+                    ("Custom-Channel-Vars", &ch.custom_channel_vars),
+                    ("Custom-Application-Vars", &ch.custom_application_vars),
                 ] {
                     if let Some(v) = vars {
                         v.write(o.key(key));
@@ -478,7 +500,7 @@ mod tests {
     fn capitalised_channel_follows_fields() {
         let ch = channel();
         let now = ch.timestamp + 7;
-        let all = written(|o| api(o, &ch, &Fields::All, now));
+        let all = written(|o| api(o, &ch, &Fields::All, now, Dialect::Kazoo4));
         assert_eq!(all["Call-ID"], "a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91");
         assert_eq!(all["Media-Node"], "freeswitch@fs1.example.com");
         assert_eq!(all["Elapsed-Seconds"], 7);
@@ -489,12 +511,12 @@ mod tests {
             "Other-Leg-Call-ID".into(),
             "Nope".into(),
         ]);
-        let some = written(|o| api(o, &ch, &only, now));
+        let some = written(|o| api(o, &ch, &only, now, Dialect::Kazoo4));
         assert_eq!(
             some,
             json!({"Account-ID": "3a1b2c3d4e5f60718293a4b5c6d7e8f9"})
         );
-        let none = written(|o| api_object(o, &[&ch], &Fields::Nothing, now));
+        let none = written(|o| api_object(o, &[&ch], &Fields::Nothing, now, Dialect::Kazoo4));
         assert_eq!(none, json!({"a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91": {}}));
     }
 

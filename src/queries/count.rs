@@ -2,9 +2,9 @@
 //! WIRE-5.md §2): how many channels an account has, and of them how many each
 //! given device, endpoint, owner or user has; all of one `Direction` if given.
 
-use crate::forms::json::Obj;
 use super::query::{QueryError, Wire};
 use super::scoped::{Selector, select, text};
+use crate::forms::json::Obj;
 use crate::registry::Registry;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -268,11 +268,17 @@ fn encode(
     let mut o = json::Obj::extend(&mut out);
     let matched = match body {
         Body::List(channels) => {
-            lower::lower_list(o.key("Channels"), channels, now_gregorian);
+            lower::lower_list(o.key("Channels"), channels, now_gregorian, req.dialect);
             channels.len()
         }
         Body::Object(channels, fields) => {
-            api::api_object(o.key("Channels"), channels, fields, now_gregorian);
+            api::api_object(
+                o.key("Channels"),
+                channels,
+                fields,
+                now_gregorian,
+                req.dialect,
+            );
             channels.len()
         }
         Body::Status(status) => {

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
+use super::{channels_req::ChannelsReq, count::CountReq, endpoint::EndpointReq};
 pub use crate::forms::api::Fields;
 use crate::kapi::{Dialect, Envelope, EnvelopeError, ReplyAddress, kazoo_bool};
-use super::{channels_req::ChannelsReq, count::CountReq, endpoint::EndpointReq};
 
 /// Why a request gets no reply. None of these is answered: the APIs have no
 /// error shape, and ecallmgr is silent on each of them.

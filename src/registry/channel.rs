@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::extra::{self, Extra};
+use super::extra::{self, Extra, Slot};
 use super::intern::{Interner, Vars};
 use super::recording::{RecordEvent, Recordings};
 use super::text::{KnownKeys, NoKeys, Text};
@@ -135,8 +135,6 @@ pub struct Channel {
     pub answered: bool,
     pub is_onhold: bool,
     pub is_loopback: bool,
-    /// [5.x] `Custom-SIP-Headers` were `{}` (kept without [`Extra`]).
-    sip_empty: bool,
     own: Own,
     /// [5.x] What Kazoo 5.x events add, when there is any (see [`Extra`]).
     extra: Option<Box<Extra>>,
@@ -347,7 +345,6 @@ impl Channel {
             seq: Seqs::default(),
             own: Own::pack(ev.call_id(), &own),
             in_ccv: 0,
-            sip_empty: false,
             extra: None,
         };
         let mut b = Build { strings };
@@ -565,7 +562,10 @@ impl Channel {
             strings.share_vars(v);
         }
         if let Some(e) = self.extra.as_mut() {
-            for v in [&mut e.sip_headers, &mut e.auth_headers].into_iter().flatten() {
+            for v in [&mut e.sip_headers, &mut e.auth_headers]
+                .into_iter()
+                .flatten()
+            {
                 strings.share_vars(v);
             }
         }
@@ -576,36 +576,26 @@ impl Channel {
         if let Some(raw) = ev.csh.as_deref()
             && let Some(v) = extra::headers(strings, raw, self.sip_headers())
         {
-            self.extra_slot().set_sip_headers(v);
+            self.extra.set_sip_headers(v);
         }
         if let Some(raw) = ev.cah.as_deref()
             && let Some(v) = extra::headers(strings, raw, self.auth_headers())
         {
-            self.extra_slot().set_auth_headers(v);
-        }
-    }
-
-    fn extra_slot(&mut self) -> extra::Slot<'_> {
-        extra::Slot {
-            slot: &mut self.extra,
-            sip_empty: &mut self.sip_empty,
+            self.extra.set_auth_headers(v);
         }
     }
 
     /// [5.x] A `RECORD_*` event for the recording `name`; whether anything changed.
     pub(crate) fn record(&mut self, name: &str, ev: RecordEvent) -> bool {
-        self.extra_slot().record(name, ev)
+        self.extra.record(name, ev)
     }
 
-    /// [5.x] `Custom-SIP-Headers`, when an event carried them.
+    /// [5.x] `Custom-SIP-Headers`, when the events carried any.
     pub fn sip_headers(&self) -> Option<&Vars> {
-        if self.sip_empty {
-            return Some(extra::empty_vars());
-        }
         self.extra.as_ref()?.sip_headers.as_ref()
     }
 
-    /// [5.x] `Custom-AUTH-Headers`, when CHANNEL_CREATE carried them.
+    /// [5.x] `Custom-AUTH-Headers`, when CHANNEL_CREATE carried any.
     pub fn auth_headers(&self) -> Option<&Vars> {
         self.extra.as_ref()?.auth_headers.as_ref()
     }
@@ -722,18 +712,16 @@ impl From<ChannelRecord> for Channel {
             is_loopback: r.is_loopback,
             own,
             in_ccv: 0,
-            sip_empty: false,
             extra: None,
         };
-        let mut slot = ch.extra_slot();
         if let Some(v) = r.sip_headers {
-            slot.set_sip_headers(v);
+            ch.extra.set_sip_headers(v);
         }
         if let Some(v) = r.auth_headers {
-            slot.set_auth_headers(v);
+            ch.extra.set_auth_headers(v);
         }
         if !r.recordings.is_empty() {
-            slot.slot.get_or_insert_with(Box::default).recordings = r.recordings;
+            ch.extra.extra().recordings = r.recordings;
         }
         ch
     }

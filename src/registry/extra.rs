@@ -1,11 +1,9 @@
 //! What Kazoo 5.x events add to a channel (WIRE-5.md §3): the
 //! `Custom-SIP-Headers` every event carries, the `Custom-AUTH-Headers` of
-//! CHANNEL_CREATE, and the recordings of the `RECORD_*` events. A 4.3 channel
-//! has none of them, and most 5.x ones only empty SIP headers, so they live in a
-//! box a channel has only when it has something to keep; empty SIP headers are
-//! a flag of the channel.
-
-use std::sync::LazyLock;
+//! CHANNEL_CREATE, and the recordings of the `RECORD_*` events. Most channels
+//! have none of them (4.3 and 5.x events carry `"Custom-SIP-Headers": {}`), so
+//! they live in a box a channel has only when it has something to keep. Empty
+//! headers are not kept: a 4.3 channel shows exactly what 4.3's ecallmgr shows.
 
 use serde_json::value::RawValue;
 
@@ -14,7 +12,7 @@ use super::recording::{RecordEvent, Recordings};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extra {
-    /// Non-empty `Custom-SIP-Headers` (empty ones are the channel's flag).
+    /// Non-empty `Custom-SIP-Headers`.
     pub sip_headers: Option<Vars>,
     pub auth_headers: Option<Vars>,
     pub recordings: Recordings,
@@ -24,17 +22,6 @@ impl Extra {
     pub fn is_empty(&self) -> bool {
         self.sip_headers.is_none() && self.auth_headers.is_none() && self.recordings.is_empty()
     }
-}
-
-/// `{}`: what a channel flagged with empty SIP headers shows.
-pub fn empty_vars() -> &'static Vars {
-    static EMPTY: LazyLock<Vars> = LazyLock::new(|| {
-        let raw = RawValue::from_string("{}".into()).expect("{} is JSON");
-        Interner::default()
-            .vars(&raw, &[])
-            .expect("{} is an object")
-    });
-    &EMPTY
 }
 
 /// The new headers object `raw` brings, against the channel's `old`: `None`
@@ -47,44 +34,48 @@ pub fn headers(strings: &mut Interner, raw: &RawValue, old: Option<&Vars>) -> Op
         .flatten()
 }
 
-/// Where a channel keeps its extras: `slot` and its empty-SIP-headers `flag`.
-pub struct Slot<'c> {
-    pub slot: &'c mut Option<Box<Extra>>,
-    pub sip_empty: &'c mut bool,
+/// A channel's extras, created on first need and dropped once empty: an
+/// event's `{}` costs no allocation.
+pub trait Slot {
+    /// The latest event's headers replace the channel's; `{}` clears them.
+    fn set_sip_headers(&mut self, v: Vars);
+    fn set_auth_headers(&mut self, v: Vars);
+    /// Applies a `RECORD_*` event for recording `name`; whether anything changed.
+    fn record(&mut self, name: &str, ev: RecordEvent) -> bool;
+    fn extra(&mut self) -> &mut Extra;
 }
 
-impl Slot<'_> {
-    fn extra(&mut self) -> &mut Extra {
-        self.slot.get_or_insert_with(Box::default)
+impl Slot for Option<Box<Extra>> {
+    fn set_sip_headers(&mut self, v: Vars) {
+        set(self, v, |e| &mut e.sip_headers);
     }
 
-    /// Drops the box once it holds nothing.
-    fn tidy(&mut self) {
-        if self.slot.as_ref().is_some_and(|e| e.is_empty()) {
-            *self.slot = None;
-        }
+    fn set_auth_headers(&mut self, v: Vars) {
+        set(self, v, |e| &mut e.auth_headers);
     }
 
-    pub fn set_sip_headers(&mut self, v: Vars) {
-        *self.sip_empty = v.is_empty();
-        if v.is_empty() {
-            if let Some(e) = self.slot.as_mut() {
-                e.sip_headers = None;
-            }
-            self.tidy();
-        } else {
-            self.extra().sip_headers = Some(v);
-        }
-    }
-
-    pub fn set_auth_headers(&mut self, v: Vars) {
-        self.extra().auth_headers = Some(v);
-    }
-
-    /// Applies a `RECORD_*` event for recording `name`; whether anything changed.
-    pub fn record(&mut self, name: &str, ev: RecordEvent) -> bool {
+    fn record(&mut self, name: &str, ev: RecordEvent) -> bool {
         let changed = self.extra().recordings.apply(name, ev);
-        self.tidy();
+        tidy(self);
         changed
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.get_or_insert_with(Box::default)
+    }
+}
+
+fn set(slot: &mut Option<Box<Extra>>, v: Vars, field: fn(&mut Extra) -> &mut Option<Vars>) {
+    if !v.is_empty() {
+        *field(slot.extra()) = Some(v);
+    } else if let Some(e) = slot.as_mut() {
+        *field(e) = None;
+        tidy(slot);
+    }
+}
+
+fn tidy(slot: &mut Option<Box<Extra>>) {
+    if slot.as_ref().is_some_and(|e| e.is_empty()) {
+        *slot = None;
     }
 }

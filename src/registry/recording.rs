@@ -149,7 +149,10 @@ mod tests {
 
     #[test]
     fn ids_are_rootnames() {
-        assert_eq!(recording_id("call_recording_5f3e.mp3"), "call_recording_5f3e");
+        assert_eq!(
+            recording_id("call_recording_5f3e.mp3"),
+            "call_recording_5f3e"
+        );
         assert_eq!(recording_id("/tmp/a.b/c.mp3"), "/tmp/a.b/c");
         assert_eq!(recording_id("/tmp/a.b/c"), "/tmp/a.b/c");
         assert_eq!(recording_id("plain"), "plain");
@@ -161,7 +164,10 @@ mod tests {
         assert!(!r.apply("a.mp3", E::Pause), "nothing to pause yet");
         assert!(r.is_empty());
         assert!(r.apply("a.mp3", E::Start));
-        assert!(!r.apply("a.mp3", E::Start), "a repeated event changes nothing");
+        assert!(
+            !r.apply("a.mp3", E::Start),
+            "a repeated event changes nothing"
+        );
         assert!(r.apply("b.wav", E::Start));
         assert!(r.apply("a.mp3", E::Pause));
         assert!(r.apply("a.mp3", E::Mask));
@@ -169,6 +175,9 @@ mod tests {
         let mut out = Vec::new();
         r.write(&mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v, serde_json::json!({"a": "paused_and_masked", "b": "recording"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"a": "paused_and_masked", "b": "recording"})
+        );
     }
 }
