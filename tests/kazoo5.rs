@@ -737,25 +737,64 @@ async fn the_query_client_speaks_both_dialects() {
     for (dialect, args) in [
         (Dialect::Four, vec!["account", d.account.as_str()]),
         (Dialect::Five, vec!["account", d.account.as_str()]),
-        (Dialect::Five, vec!["endpoint", d.account.as_str(), d.owner.as_str()]),
-        (Dialect::Four, vec!["count", d.account.as_str(), "--device", d.id.as_str()]),
-        (Dialect::Five, vec!["channels", "--device", device.as_str(), "--field", "uuid"]),
+        (
+            Dialect::Five,
+            vec!["endpoint", d.account.as_str(), d.owner.as_str()],
+        ),
+        (
+            Dialect::Four,
+            vec!["count", d.account.as_str(), "--device", d.id.as_str()],
+        ),
+        (
+            Dialect::Five,
+            vec!["channels", "--device", device.as_str(), "--field", "uuid"],
+        ),
     ] {
         let n = if dialect == Dialect::Five { "5" } else { "4" };
         let mut all = vec!["query", "--dialect", n, "--json", "--timeout", "1"];
         all.extend(args.iter().copied());
         let out = cli(&vh, &all).await;
-        assert!(out.status.success(), "{all:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let replies: Vec<Value> = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
         assert_eq!(replies.len(), 1, "{all:?}");
-        let name = replies[0]["Event-Name"].as_str().unwrap().replace("_resp", "_req");
+        let name = replies[0]["Event-Name"]
+            .as_str()
+            .unwrap()
+            .replace("_resp", "_req");
         check(&replies[0], &name, dialect);
     }
     // The table of a 5.x lookup.
-    let out = cli(&vh, &["query", "--dialect", "5", "count", &d.account, "--owner", &d.owner, "--timeout", "1"]).await;
+    let out = cli(
+        &vh,
+        &[
+            "query",
+            "--dialect",
+            "5",
+            "count",
+            &d.account,
+            "--owner",
+            &d.owner,
+            "--timeout",
+            "1",
+        ],
+    )
+    .await;
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().next().unwrap().contains("account"), "{table}");
-    assert!(table.lines().nth(1).unwrap().split_whitespace().skip(1).eq(["1", "-", "-", "1", "-"]), "{table}");
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .eq(["1", "-", "-", "1", "-"]),
+        "{table}"
+    );
     c.close().await;
     w.shutdown().await;
 }

@@ -368,7 +368,17 @@ fn scoped_table(kind: &QueryKind, replies: &[Value]) -> String {
                     row
                 })
                 .collect();
-            render(&["answered_by", "account", "device", "endpoint", "owner", "user"], &rows)
+            render(
+                &[
+                    "answered_by",
+                    "account",
+                    "device",
+                    "endpoint",
+                    "owner",
+                    "user",
+                ],
+                &rows,
+            )
         }
         QueryKind::Channels { .. } => {
             let mut rows = Vec::new();
@@ -389,11 +399,18 @@ fn scoped_table(kind: &QueryKind, replies: &[Value]) -> String {
                 .iter()
                 .map(|r| {
                     let channels = r["Channels"].as_array().map(|c| {
-                        c.iter().map(|id| cell(Some(id))).collect::<Vec<_>>().join(" ")
+                        c.iter()
+                            .map(|id| cell(Some(id)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     });
                     let count = r.get("Count").map(|c| c.to_string());
                     let n = count.or_else(|| r["Channels"].as_array().map(|c| c.len().to_string()));
-                    vec![node(r), cell(n.map(Value::String).as_ref()), channels.unwrap_or_else(|| "-".into())]
+                    vec![
+                        node(r),
+                        cell(n.map(Value::String).as_ref()),
+                        channels.unwrap_or_else(|| "-".into()),
+                    ]
                 })
                 .collect();
             render(&["answered_by", "count", "channels"], &rows)

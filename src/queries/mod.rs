@@ -295,4 +295,6 @@ fn encode(
 }
 
 #[cfg(test)]
+mod kazoo5_tests;
+#[cfg(test)]
 mod query_tests;

@@ -79,3 +79,64 @@ fn tidy(slot: &mut Option<Box<Extra>>) {
         *slot = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::kapi::CallEvent;
+    use crate::registry::{Channel, ChannelRecord};
+    use serde_json::{Value, json};
+
+    fn event(name: &str, patch: Value) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        v.as_object_mut()
+            .unwrap()
+            .extend(patch.as_object().unwrap().clone());
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn create_keeps_the_5x_keys_and_snapshots_carry_them() {
+        let body = event("kazoo5.callevt.CHANNEL_CREATE.a-leg.json", json!({}));
+        let ch = Channel::from_event(&CallEvent::decode(&body).unwrap(), 0);
+        assert_eq!(ch.request(), Some("2600@account.realm.com"));
+        assert_eq!(
+            ch.sip_headers().unwrap().to_json(),
+            r#"{"X-Kazoo-Trace":"on","X-Site":"east"}"#
+        );
+        assert_eq!(ch.auth_headers().unwrap().len(), 2);
+        let record: ChannelRecord = ch.clone().into();
+        let back: ChannelRecord =
+            serde_json::from_value(serde_json::to_value(&record).unwrap()).unwrap();
+        let back: Channel = back.into();
+        assert_eq!(ChannelRecord::from(back), record);
+        assert!(record.sip_headers.is_some() && record.request.is_some());
+    }
+
+    #[test]
+    fn empty_headers_are_not_kept() {
+        // 4.3 and 5.x events alike carry `"Custom-SIP-Headers": {}`.
+        let body = event("kazoo43.callevt.CHANNEL_CREATE.a-leg.json", json!({}));
+        let ch = Channel::from_event(&CallEvent::decode(&body).unwrap(), 0);
+        assert!(ch.sip_headers().is_none() && ch.auth_headers().is_none());
+        assert!(ch.recordings().is_none());
+        // Later headers replace the earlier; `{}` clears them.
+        let body = event(
+            "kazoo5.callevt.CHANNEL_CREATE.a-leg.json",
+            json!({"Custom-AUTH-Headers": {}}),
+        );
+        let mut ch = Channel::from_event(&CallEvent::decode(&body).unwrap(), 0);
+        assert!(ch.auth_headers().is_none());
+        let mut strings = crate::registry::intern::Interner::default();
+        let cleared = event(
+            "kazoo43.callevt.CHANNEL_ANSWER.a-leg.json",
+            json!({"Msg-ID": "1702380900000000"}),
+        );
+        ch.refresh(
+            &CallEvent::decode(&cleared).unwrap(),
+            &mut strings,
+            &crate::registry::text::NoKeys,
+        );
+        assert!(ch.sip_headers().is_none());
+    }
+}
