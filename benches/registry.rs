@@ -137,6 +137,7 @@ fn main() {
     let identity = Identity::new("kazoo-channels@bench");
     let settings = QuerySettings {
         system_wide_listing: false,
+        kazoo5_check_secs: 60,
     };
     let account_req = request(
         "query_account_channels_req",
