@@ -2,6 +2,10 @@
 //! is validated, checked against the registry, published to Konami as a kapi
 //! `metaflow` message, and answered with what really happened. Plain Rust: the
 //! publisher is the [`Publish`] capability, so no lapin in here.
+//!
+//! `command` parses and validates (its `Data` checked by `data`), `check` looks
+//! at the channel, `konami` builds the metaflow message, `outcome` is the one
+//! place an error becomes a reply. The command-line client is in `cli/`.
 
 mod check;
 mod command;

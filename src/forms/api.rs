@@ -474,28 +474,9 @@ pub fn read(call_id: &str, value: &Value) -> Option<Channel> {
 mod tests {
     use super::*;
     use crate::forms::json::Obj;
-    use crate::kapi::CallEvent;
-    use serde_json::{Value, json};
+    use crate::test_support::{answered_channel as channel, written};
+    use serde_json::json;
 
-    fn channel() -> Channel {
-        let path = format!(
-            "{}/tests/fixtures/kazoo43.callevt.CHANNEL_ANSWER.a-leg.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let ev = CallEvent::decode(&std::fs::read(path).unwrap())
-            .unwrap()
-            .into_owned();
-        let mut ch = Channel::from_event(&ev, 0);
-        ch.answered = true;
-        ch
-    }
-
-    /// What a writer wrote, parsed back.
-    fn written(write: impl FnOnce(&mut Vec<u8>)) -> Value {
-        let mut out = Vec::new();
-        write(&mut out);
-        serde_json::from_slice(&out).unwrap()
-    }
     #[test]
     fn capitalised_channel_follows_fields() {
         let ch = channel();

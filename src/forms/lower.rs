@@ -137,28 +137,8 @@ pub fn lower_list(out: &mut Vec<u8>, channels: &[&Channel], now_gregorian: u64, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kapi::CallEvent;
-    use serde_json::{Value, json};
-
-    fn channel() -> Channel {
-        let path = format!(
-            "{}/tests/fixtures/kazoo43.callevt.CHANNEL_ANSWER.a-leg.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let ev = CallEvent::decode(&std::fs::read(path).unwrap())
-            .unwrap()
-            .into_owned();
-        let mut ch = Channel::from_event(&ev, 0);
-        ch.answered = true;
-        ch
-    }
-
-    /// What a writer wrote, parsed back.
-    fn written(write: impl FnOnce(&mut Vec<u8>)) -> Value {
-        let mut out = Vec::new();
-        write(&mut out);
-        serde_json::from_slice(&out).unwrap()
-    }
+    use crate::test_support::{answered_channel as channel, written};
+    use serde_json::json;
 
     #[test]
     fn lower_case_channel_has_section_4_1_keys_and_values() {

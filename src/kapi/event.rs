@@ -117,211 +117,104 @@ pub enum EventError {
     MissingCallId,
 }
 
-/// The keys of a call event the registry uses; the rest of the body is ignored.
-/// Text borrows from the body where it can: [`CallEvent::into_owned`] for an
-/// event kept longer than its delivery.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct CallEvent<'a> {
-    #[serde(skip)]
-    pub kind: EventKind,
-    #[serde(
-        rename = "Event-Category",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub category: Str<'a>,
-    #[serde(
-        rename = "Event-Name",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub name: Str<'a>,
-    #[serde(rename = "Msg-ID", default, deserialize_with = "lenient::cow", borrow)]
-    pub msg_id: Str<'a>,
-    #[serde(rename = "Call-ID", default, deserialize_with = "lenient::cow", borrow)]
-    pub call_id: Str<'a>,
-    #[serde(rename = "Timestamp", default, deserialize_with = "lenient::u64")]
-    pub timestamp: Option<u64>,
-    #[serde(
-        rename = "Call-Direction",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub direction: Str<'a>,
-    #[serde(
-        rename = "Caller-Destination-Number",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub destination_number: Str<'a>,
-    #[serde(rename = "Request", default, deserialize_with = "lenient::cow", borrow)]
-    pub request: Str<'a>,
-    #[serde(
-        rename = "Presence-ID",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub presence_id: Str<'a>,
-    #[serde(
-        rename = "Other-Leg-Call-ID",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub other_leg: Str<'a>,
-    #[serde(
-        rename = "Bridge-B-Unique-ID",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub bridge_b_unique_id: Str<'a>,
-    #[serde(
-        rename = "Channel-Answer-State",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub answer_state: Str<'a>,
-    #[serde(
-        rename = "Channel-Call-State",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub call_state: Str<'a>,
-    #[serde(
-        rename = "Channel-Is-Loopback",
-        default,
-        deserialize_with = "lenient::bool"
-    )]
-    pub is_loopback: Option<bool>,
-    #[serde(
-        rename = "Channel-Loopback-Leg",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub loopback_leg: Str<'a>,
-    #[serde(
-        rename = "Channel-Loopback-Other-Leg-ID",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub loopback_other_leg: Str<'a>,
-    #[serde(rename = "To-Tag", default, deserialize_with = "lenient::cow", borrow)]
-    pub to_tag: Str<'a>,
-    #[serde(
-        rename = "From-Tag",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub from_tag: Str<'a>,
-    #[serde(
-        rename = "Switch-Nodename",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub switch_nodename: Str<'a>,
-    #[serde(
-        rename = "Switch-Hostname",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub switch_hostname: Str<'a>,
-    #[serde(
-        rename = "Switch-URL",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub switch_url: Str<'a>,
-    #[serde(
-        rename = "Media-Server",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub media_server: Str<'a>,
-    #[serde(
-        rename = "Caller-ID-Name",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub caller_id_name: Str<'a>,
-    #[serde(
-        rename = "Caller-ID-Number",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub caller_id_number: Str<'a>,
-    #[serde(
-        rename = "Callee-ID-Name",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub callee_id_name: Str<'a>,
-    #[serde(
-        rename = "Callee-ID-Number",
-        default,
-        deserialize_with = "lenient::cow",
-        borrow
-    )]
-    pub callee_id_number: Str<'a>,
-    #[serde(rename = "From", default, deserialize_with = "lenient::cow", borrow)]
-    pub from: Str<'a>,
-    #[serde(rename = "To", default, deserialize_with = "lenient::cow", borrow)]
-    pub to: Str<'a>,
-    #[serde(
-        rename = "Custom-Channel-Vars",
-        default,
-        deserialize_with = "lenient::raw",
-        borrow
-    )]
-    pub ccv: Option<Cow<'a, RawValue>>,
-    #[serde(
-        rename = "Custom-Application-Vars",
-        default,
-        deserialize_with = "lenient::raw",
-        borrow
-    )]
-    pub cav: Option<Cow<'a, RawValue>>,
-    /// [5.x] every event.
-    #[serde(
-        rename = "Custom-SIP-Headers",
-        default,
-        deserialize_with = "lenient::raw",
-        borrow
-    )]
-    pub csh: Option<Cow<'a, RawValue>>,
-    /// [5.x] CHANNEL_CREATE.
-    #[serde(
-        rename = "Custom-AUTH-Headers",
-        default,
-        deserialize_with = "lenient::raw",
-        borrow
-    )]
-    pub cah: Option<Cow<'a, RawValue>>,
-    /// [5.x] `RECORD_*`: the recording's variables (its `Name` among them).
-    #[serde(
-        rename = "Recording",
-        default,
-        deserialize_with = "lenient::raw",
-        borrow
-    )]
-    pub recording: Option<Cow<'a, RawValue>>,
+/// Declares [`CallEvent`] and [`CallEvent::into_owned`] from one list of keys,
+/// each with its type and lenient reader, so a new key is one line here.
+macro_rules! call_event {
+    ($($field:ident: $ty:ty = $key:literal by $reader:literal $(, $borrow:ident)?;)*) => {
+        /// The keys of a call event the registry uses; the rest of the body is ignored.
+        /// Text borrows from the body where it can: [`CallEvent::into_owned`] for an
+        /// event kept longer than its delivery.
+        #[derive(Debug, Clone, Default, Deserialize)]
+        pub struct CallEvent<'a> {
+            #[serde(skip)]
+            pub kind: EventKind,
+            $(
+                #[serde(rename = $key, default, deserialize_with = $reader $(, $borrow)?)]
+                pub $field: $ty,
+            )*
+        }
+
+        impl CallEvent<'_> {
+            /// The same event owning its text, to be held past its delivery.
+            pub fn into_owned(self) -> CallEvent<'static> {
+                CallEvent {
+                    kind: self.kind,
+                    $($field: Owned::owned(self.$field),)*
+                }
+            }
+        }
+    };
+}
+
+/// A decoded value that no longer borrows from the message body.
+trait Owned {
+    type Out;
+    fn owned(self) -> Self::Out;
+}
+
+impl Owned for Str<'_> {
+    type Out = Str<'static>;
+    fn owned(self) -> Str<'static> {
+        self.map(|s| Cow::Owned(s.into_owned()))
+    }
+}
+
+impl Owned for Option<Cow<'_, RawValue>> {
+    type Out = Option<Cow<'static, RawValue>>;
+    fn owned(self) -> Self::Out {
+        self.map(|v| Cow::Owned(v.into_owned()))
+    }
+}
+
+/// Values that never borrow.
+macro_rules! owned_as_is {
+    ($($t:ty),*) => {$(
+        impl Owned for Option<$t> {
+            type Out = Self;
+            fn owned(self) -> Self {
+                self
+            }
+        }
+    )*};
+}
+
+owned_as_is!(u64, bool);
+
+call_event! {
+    category: Str<'a> = "Event-Category" by "lenient::cow", borrow;
+    name: Str<'a> = "Event-Name" by "lenient::cow", borrow;
+    msg_id: Str<'a> = "Msg-ID" by "lenient::cow", borrow;
+    call_id: Str<'a> = "Call-ID" by "lenient::cow", borrow;
+    timestamp: Option<u64> = "Timestamp" by "lenient::u64";
+    direction: Str<'a> = "Call-Direction" by "lenient::cow", borrow;
+    destination_number: Str<'a> = "Caller-Destination-Number" by "lenient::cow", borrow;
+    request: Str<'a> = "Request" by "lenient::cow", borrow;
+    presence_id: Str<'a> = "Presence-ID" by "lenient::cow", borrow;
+    other_leg: Str<'a> = "Other-Leg-Call-ID" by "lenient::cow", borrow;
+    bridge_b_unique_id: Str<'a> = "Bridge-B-Unique-ID" by "lenient::cow", borrow;
+    answer_state: Str<'a> = "Channel-Answer-State" by "lenient::cow", borrow;
+    call_state: Str<'a> = "Channel-Call-State" by "lenient::cow", borrow;
+    is_loopback: Option<bool> = "Channel-Is-Loopback" by "lenient::bool";
+    loopback_leg: Str<'a> = "Channel-Loopback-Leg" by "lenient::cow", borrow;
+    loopback_other_leg: Str<'a> = "Channel-Loopback-Other-Leg-ID" by "lenient::cow", borrow;
+    to_tag: Str<'a> = "To-Tag" by "lenient::cow", borrow;
+    from_tag: Str<'a> = "From-Tag" by "lenient::cow", borrow;
+    switch_nodename: Str<'a> = "Switch-Nodename" by "lenient::cow", borrow;
+    switch_hostname: Str<'a> = "Switch-Hostname" by "lenient::cow", borrow;
+    switch_url: Str<'a> = "Switch-URL" by "lenient::cow", borrow;
+    media_server: Str<'a> = "Media-Server" by "lenient::cow", borrow;
+    caller_id_name: Str<'a> = "Caller-ID-Name" by "lenient::cow", borrow;
+    caller_id_number: Str<'a> = "Caller-ID-Number" by "lenient::cow", borrow;
+    callee_id_name: Str<'a> = "Callee-ID-Name" by "lenient::cow", borrow;
+    callee_id_number: Str<'a> = "Callee-ID-Number" by "lenient::cow", borrow;
+    from: Str<'a> = "From" by "lenient::cow", borrow;
+    to: Str<'a> = "To" by "lenient::cow", borrow;
+    ccv: Option<Cow<'a, RawValue>> = "Custom-Channel-Vars" by "lenient::raw", borrow;
+    cav: Option<Cow<'a, RawValue>> = "Custom-Application-Vars" by "lenient::raw", borrow;
+    // Kazoo 5.x (WIRE-5.md §3): every event; CHANNEL_CREATE; `RECORD_*`'s recording.
+    csh: Option<Cow<'a, RawValue>> = "Custom-SIP-Headers" by "lenient::raw", borrow;
+    cah: Option<Cow<'a, RawValue>> = "Custom-AUTH-Headers" by "lenient::raw", borrow;
+    recording: Option<Cow<'a, RawValue>> = "Recording" by "lenient::raw", borrow;
 }
 
 impl<'a> CallEvent<'a> {
@@ -366,52 +259,6 @@ impl<'a> CallEvent<'a> {
             .as_deref()
             .or(self.bridge_b_unique_id.as_deref())
             .filter(|p| *p != self.call_id())
-    }
-
-    /// The same event owning its text, to be held past its delivery.
-    pub fn into_owned(self) -> CallEvent<'static> {
-        fn o(s: Str<'_>) -> Str<'static> {
-            s.map(|s| Cow::Owned(s.into_owned()))
-        }
-        fn r(v: Option<Cow<'_, RawValue>>) -> Option<Cow<'static, RawValue>> {
-            v.map(|v| Cow::Owned(v.into_owned()))
-        }
-        CallEvent {
-            kind: self.kind,
-            category: o(self.category),
-            name: o(self.name),
-            msg_id: o(self.msg_id),
-            call_id: o(self.call_id),
-            timestamp: self.timestamp,
-            direction: o(self.direction),
-            destination_number: o(self.destination_number),
-            request: o(self.request),
-            presence_id: o(self.presence_id),
-            other_leg: o(self.other_leg),
-            bridge_b_unique_id: o(self.bridge_b_unique_id),
-            answer_state: o(self.answer_state),
-            call_state: o(self.call_state),
-            is_loopback: self.is_loopback,
-            loopback_leg: o(self.loopback_leg),
-            loopback_other_leg: o(self.loopback_other_leg),
-            to_tag: o(self.to_tag),
-            from_tag: o(self.from_tag),
-            switch_nodename: o(self.switch_nodename),
-            switch_hostname: o(self.switch_hostname),
-            switch_url: o(self.switch_url),
-            media_server: o(self.media_server),
-            caller_id_name: o(self.caller_id_name),
-            caller_id_number: o(self.caller_id_number),
-            callee_id_name: o(self.callee_id_name),
-            callee_id_number: o(self.callee_id_number),
-            from: o(self.from),
-            to: o(self.to),
-            ccv: r(self.ccv),
-            cav: r(self.cav),
-            csh: r(self.csh),
-            cah: r(self.cah),
-            recording: r(self.recording),
-        }
     }
 
     /// The name of the recording a `RECORD_*` event is about: `Recording.Name`

@@ -7,6 +7,9 @@
 //! Every failure is a [`QueryError`] and maps to the same Kazoo answer: no reply,
 //! a log line and a count, because none of these APIs has an error shape and
 //! ecallmgr stays silent on each of them.
+//!
+//! [`query`] parses a request; this file decides the answer; the channel's
+//! forms are written by `crate::forms`. The command-line client is in `cli/`.
 
 mod channels_req;
 mod count;

@@ -5,6 +5,11 @@
 //! a duplicate CREATE changes nothing; a DESTROY leaves a tombstone so a late
 //! CREATE for the same call cannot raise a ghost; an update for a call not yet
 //! created is held for a short reorder window and applied when its CREATE comes.
+//!
+//! Files, each importing only those below it: `text` (base types), `intern`
+//! (shared strings and variable shapes), `channel` (the record), `table` (the
+//! slab and call-id table), `index` (secondary indexes); this file applies
+//! events over them.
 
 pub mod channel;
 mod extra;
