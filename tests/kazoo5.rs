@@ -271,6 +271,26 @@ async fn until_in_registry(w: &WorkerHandle, calls: &[&str]) {
     );
 }
 
+/// A vhost where Kazoo 5.1+ declared `channels` (a topic exchange), a worker
+/// on it and a requester named `app`.
+async fn start5(vhost: &str, app: &str) -> (TestVhost, WorkerHandle, BusClient) {
+    let vh = TestVhost::new(vhost);
+    declare_channels(&vh, ExchangeKind::Topic).await;
+    let w = vh.worker().await;
+    let c = vh.client(app).await;
+    (vh, w, c)
+}
+
+/// One answered call of a fresh device, in the registry.
+async fn one_call(w: &WorkerHandle, c: &BusClient, username: &str) -> (Device, String) {
+    let d = Device::new(&hex_id(), &hex_id(), username);
+    let call = sip_call_id();
+    d.call(c, &call, "inbound", &["CHANNEL_CREATE", "CHANNEL_ANSWER"])
+        .await;
+    until_in_registry(w, &[&call]).await;
+    (d, call)
+}
+
 /// The eight questions, as (Event-Name, 4.x routing-key word, keys).
 fn questions(
     a: &Device,
@@ -573,10 +593,7 @@ async fn channels_is_bound_when_it_appears_and_never_declared() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_to_the_new_apis_is_silent_and_logged() {
-    let vh = TestVhost::new("k5-bad");
-    declare_channels(&vh, ExchangeKind::Topic).await;
-    let w = vh.worker().await;
-    let c = vh.client("callflow").await;
+    let (vh, w, c) = start5("k5-bad", "callflow").await;
     let account = hex_id();
     let bad = [
         ("count_req", json!({"Device-ID": "d"})),
@@ -619,21 +636,17 @@ async fn bad_input_to_the_new_apis_is_silent_and_logged() {
         Stats::get(&w.state.stats.requests_rejected)
     );
     assert_eq!(c.stray_replies(), 0);
+    // Acked, never requeued.
+    let q = &w.state.topology.queue("queries").unwrap().name;
+    assert_eq!(vh.queue_depth(q), Some((0, 0)), "messages left on {q}");
     c.close().await;
     w.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_fast_pickup_is_answered() {
-    let vh = TestVhost::new("k5-kamailio");
-    declare_channels(&vh, ExchangeKind::Topic).await;
-    let w = vh.worker().await;
-    let c = vh.client("kamailio").await;
-    let d = Device::new(&hex_id(), &hex_id(), "user_zu0bf7");
-    let call = sip_call_id();
-    d.call(&c, &call, "inbound", &["CHANNEL_CREATE", "CHANNEL_ANSWER"])
-        .await;
-    until_in_registry(&w, &[&call]).await;
+    let (_vh, w, c) = start5("k5-kamailio", "kamailio").await;
+    let (d, call) = one_call(&w, &c, "user_zu0bf7").await;
     // The body presence-fast-pickup.cfg sends, with what the kazoo module adds
     // (App-Name, App-Version, Node, Msg-ID); Server-ID is our reply queue.
     let mut body: Map<String, Value> = fixture("kazoo5.kamailio.channel_status_req.json")
@@ -712,27 +725,10 @@ async fn kamailio_fast_pickup_is_answered() {
     w.shutdown().await;
 }
 
-async fn cli(vh: &TestVhost, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"))
-        .args(args)
-        .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
-        .env_remove("KAZOO_CHANNELS_CONFIG")
-        .output()
-        .await
-        .expect("the CLI runs")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_query_client_speaks_both_dialects() {
-    let vh = TestVhost::new("k5-cli");
-    declare_channels(&vh, ExchangeKind::Topic).await;
-    let w = vh.worker().await;
-    let c = vh.client("crossbar").await;
-    let d = Device::new(&hex_id(), &hex_id(), "user_a");
-    let call = sip_call_id();
-    d.call(&c, &call, "inbound", &["CHANNEL_CREATE", "CHANNEL_ANSWER"])
-        .await;
-    until_in_registry(&w, &[&call]).await;
+    let (vh, w, c) = start5("k5-cli", "crossbar").await;
+    let (d, _call) = one_call(&w, &c, "user_a").await;
     let device = format!("{}@{}", d.id, d.account);
     for (dialect, args) in [
         (Dialect::Four, vec!["account", d.account.as_str()]),

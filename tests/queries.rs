@@ -233,16 +233,6 @@ async fn stop(c: BusClient, w: WorkerHandle) {
     w.shutdown().await;
 }
 
-async fn cli(vh: &TestVhost, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"))
-        .args(args)
-        .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
-        .env_remove("KAZOO_CHANNELS_CONFIG")
-        .output()
-        .await
-        .expect("the CLI runs")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_query_gives_crossbar_the_seed_fields() {
     let (vh, w, c) = start("q-account", "crossbar").await;

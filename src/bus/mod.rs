@@ -135,16 +135,21 @@ pub async fn declare_queue(channel: &Channel, q: &topology::QueueDef) -> Result<
         .await?;
     // Bindings to an exchange that is not ours wait for a passive check.
     for b in q.bindings.iter().filter(|b| !b.passive_exchange) {
-        channel
-            .queue_bind(
-                q.name.as_str().into(),
-                b.exchange.as_str().into(),
-                b.routing_key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        bind(channel, &q.name, b).await?;
     }
+    Ok(())
+}
+
+async fn bind(channel: &Channel, queue: &str, b: &topology::BindingDef) -> Result<(), BusError> {
+    channel
+        .queue_bind(
+            queue.into(),
+            b.exchange.as_str().into(),
+            b.routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     Ok(())
 }
 

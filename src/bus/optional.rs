@@ -5,7 +5,7 @@
 //! channel of its own: a passive declare of a missing exchange closes the
 //! channel it was made on, and the session's channels must not go with it.
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
+use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ExchangeKind};
 
@@ -58,14 +58,7 @@ pub async fn bind_if_present(
         .iter()
         .filter(|b| b.passive_exchange && b.exchange == exchange)
     {
-        ch.queue_bind(
-            queue.name.as_str().into(),
-            b.exchange.as_str().into(),
-            b.routing_key.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+        super::bind(&ch, &queue.name, b).await?;
     }
     close_channel(&ch).await;
     Ok(Found::Bound)

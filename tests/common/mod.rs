@@ -267,6 +267,17 @@ fn encode_vhost(name: &str) -> String {
         .collect()
 }
 
+/// Runs `kazoo-channels ARGS` against this vhost's broker.
+pub async fn cli(vh: &TestVhost, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"))
+        .args(args)
+        .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
+        .env_remove("KAZOO_CHANNELS_CONFIG")
+        .output()
+        .await
+        .expect("the CLI runs")
+}
+
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("fixture JSON")
