@@ -258,19 +258,6 @@ fn sip_call_id() -> String {
     format!("{}@10.26.0.91", uuid::Uuid::new_v4())
 }
 
-async fn until_in_registry(w: &WorkerHandle, calls: &[&str]) {
-    assert!(
-        eventually(WAIT, || {
-            let reg = w.registry();
-            calls
-                .iter()
-                .all(|c| reg.get(c).is_some_and(|ch| ch.answered))
-        })
-        .await,
-        "calls not in the registry: {calls:?}"
-    );
-}
-
 /// A vhost where Kazoo 5.1+ declared `channels` (a topic exchange), a worker
 /// on it and a requester named `app`.
 async fn start5(vhost: &str, app: &str) -> (TestVhost, WorkerHandle, BusClient) {
@@ -287,7 +274,7 @@ async fn one_call(w: &WorkerHandle, c: &BusClient, username: &str) -> (Device, S
     let call = sip_call_id();
     d.call(c, &call, "inbound", &["CHANNEL_CREATE", "CHANNEL_ANSWER"])
         .await;
-    until_in_registry(w, &[&call]).await;
+    until_answered(w, &[&call]).await;
     (d, call)
 }
 
@@ -360,7 +347,7 @@ async fn both_dialects(kind: ExchangeKind, vhost: &str) {
     // Another account's call of the same owner: never in the account-scoped answers.
     other.call(&c, &call_x, "inbound", &up).await;
     a.call(&c, &call_a, "inbound", &["RECORD_START"]).await;
-    until_in_registry(&w, &[&call_a, &call_b, &call_x]).await;
+    until_answered(&w, &[&call_a, &call_b, &call_x]).await;
     assert!(
         eventually(WAIT, || w
             .registry()
@@ -697,7 +684,7 @@ async fn kamailio_fast_pickup_is_answered() {
     c.publish(&event_msg(&d.event("CHANNEL_ANSWER", &parked, "inbound")))
         .await
         .unwrap();
-    until_in_registry(&w, &[&parked]).await;
+    until_answered(&w, &[&parked]).await;
     let mut park: Map<String, Value> = fixture("kazoo5.kamailio.query_user_channels_req.park.json")
         .as_object()
         .unwrap()
@@ -793,4 +780,29 @@ async fn the_query_client_speaks_both_dialects() {
     );
     c.close().await;
     w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_never_declares_channels_either() {
+    let vh = TestVhost::new("k5-cli-none");
+    let out = cli(
+        &vh,
+        &[
+            "query",
+            "--dialect",
+            "5",
+            "account",
+            &hex_id(),
+            "--timeout",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!channels_exists(&vh).await);
 }

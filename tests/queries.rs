@@ -207,19 +207,6 @@ impl Device {
     }
 }
 
-async fn until_answered(w: &WorkerHandle, calls: &[&str]) {
-    assert!(
-        eventually(WAIT, || {
-            let reg = w.registry();
-            calls
-                .iter()
-                .all(|c| reg.get(c).is_some_and(|ch| ch.answered))
-        })
-        .await,
-        "calls not in the registry: {calls:?}"
-    );
-}
-
 /// A private vhost, a worker on it and a requester named `app`.
 async fn start(vhost: &str, app: &str) -> (TestVhost, WorkerHandle, BusClient) {
     let vh = TestVhost::new(vhost);

@@ -448,6 +448,20 @@ pub async fn status_replies(client: &BusClient, wait: Duration) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Waits until every call of `calls` is in the worker's registry, answered.
+pub async fn until_answered(w: &WorkerHandle, calls: &[&str]) {
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let reg = w.registry();
+            calls
+                .iter()
+                .all(|c| reg.get(c).is_some_and(|ch| ch.answered))
+        })
+        .await,
+        "calls not in the registry: {calls:?}"
+    );
+}
+
 /// Waits until `call` is in the worker's registry, bridged.
 pub async fn until_bridged(w: &WorkerHandle, call: &str) {
     assert!(
