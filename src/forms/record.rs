@@ -10,57 +10,115 @@ use crate::registry::channel::{DEFAULT_CONTEXT, DEFAULT_DIALPLAN, DEFAULT_PROFIL
 /// ecallmgr's default `Fields` (`default_fields/0`).
 pub const DEFAULT_FIELDS: [&str; 4] = ["switch_url", "is_onhold", "destination", "other_leg"];
 
-/// Every field of the record, in its order.
-pub const FIELDS: [&str; 49] = [
-    "uuid",
-    "destination",
-    "request",
-    "direction",
-    "account_id",
-    "account_billing",
-    "authorizing_id",
-    "authorizing_type",
-    "is_authorized",
-    "owner_id",
-    "resource_id",
-    "presence_id",
-    "fetch_id",
-    "bridge_id",
-    "reseller_id",
-    "reseller_billing",
-    "realm",
-    "username",
-    "import_moh",
-    "answered",
-    "other_leg",
-    "node",
-    "former_node",
-    "timestamp",
-    "profile",
-    "context",
-    "dialplan",
-    "precedence",
-    "handling_locally",
-    "to_tag",
-    "from_tag",
-    "interaction_id",
-    "callee_number",
-    "callee_name",
-    "caller_number",
-    "caller_name",
-    "is_loopback",
-    "loopback_leg_name",
-    "loopback_other_leg",
-    "callflow_id",
-    "is_onhold",
-    "recording_status",
-    "cavs",
-    "ccvs",
-    "cshs",
-    "cahs",
-    "from",
-    "to",
-    "switch_url",
+/// Writes one field of a channel under its name, nothing when unknown.
+type Field = fn(&mut Obj<'_>, &'static str, &Channel);
+
+/// Every field of the record, in its order, with its value.
+pub const FIELDS: [(&str, Field); 49] = [
+    ("uuid", |o, k, ch| o.str(k, &ch.uuid)),
+    ("destination", |o, k, ch| o.opt_str(k, ch.destination())),
+    ("request", |o, k, ch| o.opt_str(k, ch.request())),
+    ("direction", |o, k, ch| {
+        o.opt_str(k, ch.direction.as_deref())
+    }),
+    ("account_id", |o, k, ch| {
+        o.opt_str(k, ch.account_id.as_deref())
+    }),
+    ("account_billing", |o, k, ch| {
+        o.opt_str(k, ch.account_billing.as_deref())
+    }),
+    ("authorizing_id", |o, k, ch| {
+        o.opt_str(k, ch.authorizing_id.as_deref())
+    }),
+    ("authorizing_type", |o, k, ch| {
+        o.opt_str(k, ch.authorizing_type.as_deref())
+    }),
+    ("is_authorized", |o, k, ch| o.bool(k, ch.channel_authorized)),
+    ("owner_id", |o, k, ch| o.opt_str(k, ch.owner_id.as_deref())),
+    ("resource_id", |o, k, ch| {
+        o.opt_str(k, ch.resource_id.as_deref())
+    }),
+    ("presence_id", |o, k, ch| o.opt_str(k, ch.presence_id())),
+    ("fetch_id", |o, k, ch| o.opt_str(k, ch.fetch_id())),
+    ("bridge_id", |o, k, ch| o.opt_str(k, ch.bridge_id())),
+    ("reseller_id", |o, k, ch| {
+        o.opt_str(k, ch.reseller_id.as_deref())
+    }),
+    ("reseller_billing", |o, k, ch| {
+        o.opt_str(k, ch.reseller_billing.as_deref())
+    }),
+    ("realm", |o, k, ch| o.opt_str(k, ch.realm.as_deref())),
+    ("username", |o, k, ch| o.opt_str(k, ch.username.as_deref())),
+    // The record's default; only ecallmgr's own call control sets it.
+    ("import_moh", |o, k, _ch| o.bool(k, false)),
+    ("answered", |o, k, ch| o.bool(k, ch.answered)),
+    ("other_leg", |o, k, ch| {
+        o.opt_str(k, ch.other_leg.as_deref())
+    }),
+    ("node", |o, k, ch| o.opt_str(k, ch.switch_nodename())),
+    // Set when ecallmgr moves a call between its FreeSWITCH nodes: never ours.
+    ("former_node", |_o, _k, _ch| {}),
+    ("timestamp", |o, k, ch| o.uint(k, ch.timestamp)),
+    ("profile", |o, k, _ch| o.str(k, DEFAULT_PROFILE)),
+    ("context", |o, k, _ch| o.str(k, DEFAULT_CONTEXT)),
+    ("dialplan", |o, k, _ch| o.str(k, DEFAULT_DIALPLAN)),
+    ("precedence", |o, k, ch| o.int(k, ch.precedence)),
+    // Whether the answering ecallmgr controls the call: never true for us.
+    ("handling_locally", |o, k, _ch| o.bool(k, false)),
+    ("to_tag", |o, k, ch| o.opt_str(k, ch.to_tag())),
+    ("from_tag", |o, k, ch| o.opt_str(k, ch.from_tag())),
+    ("interaction_id", |o, k, ch| {
+        o.opt_str(k, ch.interaction_id())
+    }),
+    ("callee_number", |o, k, ch| {
+        o.opt_str(k, ch.callee_id_number())
+    }),
+    ("callee_name", |o, k, ch| o.opt_str(k, ch.callee_id_name())),
+    ("caller_number", |o, k, ch| {
+        o.opt_str(k, ch.caller_id_number())
+    }),
+    ("caller_name", |o, k, ch| o.opt_str(k, ch.caller_id_name())),
+    ("is_loopback", |o, k, ch| o.bool(k, ch.is_loopback)),
+    ("loopback_leg_name", |o, k, ch| {
+        o.opt_str(k, ch.loopback_leg_name.as_deref())
+    }),
+    ("loopback_other_leg", |o, k, ch| {
+        o.opt_str(k, ch.loopback_other_leg())
+    }),
+    ("callflow_id", |o, k, ch| {
+        o.opt_str(k, ch.callflow_id.as_deref())
+    }),
+    ("is_onhold", |o, k, ch| o.bool(k, ch.is_onhold)),
+    ("recording_status", |o, k, ch| {
+        if let Some(r) = ch.recordings() {
+            r.write(o.key(k))
+        }
+    }),
+    ("cavs", |o, k, ch| {
+        if let Some(v) = &ch.custom_application_vars {
+            v.write(o.key(k))
+        }
+    }),
+    ("ccvs", |o, k, ch| {
+        if let Some(v) = &ch.custom_channel_vars {
+            v.write(o.key(k))
+        }
+    }),
+    ("cshs", |o, k, ch| {
+        if let Some(v) = ch.sip_headers() {
+            v.write(o.key(k))
+        }
+    }),
+    ("cahs", |o, k, ch| {
+        if let Some(v) = ch.auth_headers() {
+            v.write(o.key(k))
+        }
+    }),
+    ("from", |o, k, ch| o.opt_str(k, ch.from())),
+    ("to", |o, k, ch| o.opt_str(k, ch.to())),
+    ("switch_url", |o, k, ch| {
+        o.opt_str(k, ch.switch_url.as_deref())
+    }),
 ];
 
 /// Which fields a request asked for: a bit per [`FIELDS`] entry. Names that are
@@ -72,7 +130,7 @@ impl FieldSet {
     pub fn of<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         let mut bits = 0;
         for name in names {
-            if let Some(i) = FIELDS.iter().position(|f| *f == name) {
+            if let Some(i) = FIELDS.iter().position(|(f, _)| *f == name) {
                 bits |= 1 << i;
             }
         }
@@ -91,90 +149,10 @@ impl FieldSet {
 /// Writes the channel's requested fields as one object.
 pub fn write(out: &mut Vec<u8>, ch: &Channel, fields: FieldSet) {
     let mut o = Obj::open(out);
-    for (i, name) in FIELDS.iter().enumerate() {
+    for (i, (name, field)) in FIELDS.iter().enumerate() {
         if fields.has(i) {
             field(&mut o, name, ch);
         }
     }
     o.close();
-}
-
-/// One field's value; nothing when the channel does not know it.
-fn field(o: &mut Obj<'_>, name: &'static str, ch: &Channel) {
-    let s = |o: &mut Obj<'_>, v: Option<&str>| o.opt_str(name, v);
-    match name {
-        "uuid" => o.str(name, &ch.uuid),
-        "destination" => s(o, ch.destination()),
-        "request" => s(o, ch.request()),
-        "direction" => s(o, ch.direction.as_deref()),
-        "account_id" => s(o, ch.account_id.as_deref()),
-        "account_billing" => s(o, ch.account_billing.as_deref()),
-        "authorizing_id" => s(o, ch.authorizing_id.as_deref()),
-        "authorizing_type" => s(o, ch.authorizing_type.as_deref()),
-        "is_authorized" => o.bool(name, ch.channel_authorized),
-        "owner_id" => s(o, ch.owner_id.as_deref()),
-        "resource_id" => s(o, ch.resource_id.as_deref()),
-        "presence_id" => s(o, ch.presence_id()),
-        "fetch_id" => s(o, ch.fetch_id()),
-        "bridge_id" => s(o, ch.bridge_id()),
-        "reseller_id" => s(o, ch.reseller_id.as_deref()),
-        "reseller_billing" => s(o, ch.reseller_billing.as_deref()),
-        "realm" => s(o, ch.realm.as_deref()),
-        "username" => s(o, ch.username.as_deref()),
-        // The record's default; only ecallmgr's own call control sets it.
-        "import_moh" => o.bool(name, false),
-        "answered" => o.bool(name, ch.answered),
-        "other_leg" => s(o, ch.other_leg.as_deref()),
-        "node" => s(o, ch.switch_nodename()),
-        // Set by ecallmgr when a call moves between its FreeSWITCH nodes: never ours.
-        "former_node" => {}
-        "timestamp" => o.uint(name, ch.timestamp),
-        "profile" => o.str(name, DEFAULT_PROFILE),
-        "context" => o.str(name, DEFAULT_CONTEXT),
-        "dialplan" => o.str(name, DEFAULT_DIALPLAN),
-        "precedence" => o.int(name, ch.precedence),
-        // Whether the answering ecallmgr controls the call: never true for us.
-        "handling_locally" => o.bool(name, false),
-        "to_tag" => s(o, ch.to_tag()),
-        "from_tag" => s(o, ch.from_tag()),
-        "interaction_id" => s(o, ch.interaction_id()),
-        "callee_number" => s(o, ch.callee_id_number()),
-        "callee_name" => s(o, ch.callee_id_name()),
-        "caller_number" => s(o, ch.caller_id_number()),
-        "caller_name" => s(o, ch.caller_id_name()),
-        "is_loopback" => o.bool(name, ch.is_loopback),
-        "loopback_leg_name" => s(o, ch.loopback_leg_name.as_deref()),
-        "loopback_other_leg" => s(o, ch.loopback_other_leg()),
-        "callflow_id" => s(o, ch.callflow_id.as_deref()),
-        "is_onhold" => o.bool(name, ch.is_onhold),
-        "recording_status" => {
-            if let Some(r) = ch.recordings() {
-                r.write(o.key(name));
-            }
-        }
-        "cavs" => {
-            if let Some(v) = &ch.custom_application_vars {
-                v.write(o.key(name));
-            }
-        }
-        "ccvs" => {
-            if let Some(v) = &ch.custom_channel_vars {
-                v.write(o.key(name));
-            }
-        }
-        "cshs" => {
-            if let Some(v) = ch.sip_headers() {
-                v.write(o.key(name));
-            }
-        }
-        "cahs" => {
-            if let Some(v) = ch.auth_headers() {
-                v.write(o.key(name));
-            }
-        }
-        "from" => s(o, ch.from()),
-        "to" => s(o, ch.to()),
-        "switch_url" => s(o, ch.switch_url.as_deref()),
-        _ => unreachable!("{name} is in FIELDS"),
-    }
 }

@@ -51,7 +51,13 @@ enum Body<'a> {
     Object(Vec<&'a Channel>, &'a Fields),
     Status(Status<'a>),
     /// One of the 5.x APIs, which writes itself from the registry.
-    Scoped(&'a Query),
+    Scoped(Scoped<'a>),
+}
+
+enum Scoped<'a> {
+    Endpoint(&'a endpoint::EndpointReq),
+    Count(&'a count::CountReq),
+    ByKey(&'a channels_req::ChannelsReq),
 }
 
 /// Decides the reply to one request. `now_gregorian` is the answer time, for
@@ -97,9 +103,9 @@ pub fn answer(
             None if *active_only => None,
             None => Some(Body::Status(Status::Terminated(call_id))),
         },
-        Query::EndpointChannels(_) | Query::Count(_) | Query::ChannelsByKey(_) => {
-            Some(Body::Scoped(&req.query))
-        }
+        Query::EndpointChannels(q) => Some(Body::Scoped(Scoped::Endpoint(q))),
+        Query::Count(q) => Some(Body::Scoped(Scoped::Count(q))),
+        Query::ChannelsByKey(q) => Some(Body::Scoped(Scoped::ByKey(q))),
     };
     let Some(body) = body else {
         return Answer {
@@ -288,10 +294,9 @@ fn encode(
             status.write(&mut o);
             usize::from(status.is_active())
         }
-        Body::Scoped(Query::EndpointChannels(q)) => q.write(reg, &mut o),
-        Body::Scoped(Query::Count(q)) => q.write(reg, &mut o),
-        Body::Scoped(Query::ChannelsByKey(q)) => q.write(reg, &mut o),
-        Body::Scoped(_) => unreachable!("only the 5.x APIs are scoped bodies"),
+        Body::Scoped(Scoped::Endpoint(q)) => q.write(reg, &mut o),
+        Body::Scoped(Scoped::Count(q)) => q.write(reg, &mut o),
+        Body::Scoped(Scoped::ByKey(q)) => q.write(reg, &mut o),
     };
     o.close();
     (out, matched)
