@@ -50,6 +50,7 @@ enum Val<'a> {
     Uint(u64),
     Vars(&'a Vars),
     Recordings(&'a Recordings),
+    Text(std::borrow::Cow<'a, str>),
 }
 
 impl Val<'_> {
@@ -61,6 +62,7 @@ impl Val<'_> {
             Val::Uint(v) => o.uint(key, v),
             Val::Vars(v) => v.write(o.key(key)),
             Val::Recordings(r) => r.write(o.key(key)),
+            Val::Text(ref v) => o.str(key, v),
         }
     }
 }
@@ -129,7 +131,7 @@ fn api_entries5(ch: &Channel) -> [(&'static str, Option<Val<'_>>); 4] {
     [
         ("Custom-SIP-Headers", ch.sip_headers().map(Val::Vars)),
         ("Custom-AUTH-Headers", ch.auth_headers().map(Val::Vars)),
-        ("Request", ch.request().map(Val::Str)),
+        ("Request", ch.request().map(Val::Text)),
         ("Recording-Status", ch.recordings().map(Val::Recordings)),
     ]
 }

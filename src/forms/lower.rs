@@ -108,7 +108,7 @@ pub fn lower(out: &mut Vec<u8>, ch: &Channel, now_gregorian: u64, dialect: Diale
         members! { out;
             vars "custom_sip_headers" => ch.sip_headers();
             vars "custom_auth_headers" => ch.auth_headers();
-            str "request" => ch.request();
+            str "request" => ch.request().as_deref();
             vars "recording_status" => ch.recordings();
         }
     }

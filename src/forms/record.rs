@@ -17,7 +17,7 @@ type Field = fn(&mut Obj<'_>, &'static str, &Channel);
 pub const FIELDS: [(&str, Field); 49] = [
     ("uuid", |o, k, ch| o.str(k, &ch.uuid)),
     ("destination", |o, k, ch| o.opt_str(k, ch.destination())),
-    ("request", |o, k, ch| o.opt_str(k, ch.request())),
+    ("request", |o, k, ch| o.opt_str(k, ch.request().as_deref())),
     ("direction", |o, k, ch| {
         o.opt_str(k, ch.direction.as_deref())
     }),

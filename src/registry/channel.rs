@@ -140,6 +140,9 @@ pub struct Channel {
     extra: Option<Box<Extra>>,
     /// Bit `n`: the own value `COPIED[n]` is the CCV's, not kept in `own`.
     in_ccv: u8,
+    /// The event's `Request` is `<destination>@<realm>`, as it mostly is: not
+    /// kept twice (a fifth of a channel's own text).
+    request_derived: bool,
 }
 
 /// The own values the CCVs carry too, in the order of [`super::intern::Shape::COPIED`].
@@ -345,6 +348,7 @@ impl Channel {
             seq: Seqs::default(),
             own: Own::pack(ev.call_id(), &own),
             in_ccv: 0,
+            request_derived: false,
             extra: None,
         };
         let mut b = Build { strings };
@@ -497,6 +501,14 @@ impl Channel {
         if own[BRIDGE_ID].as_deref() == Some(self.uuid.as_str()) {
             own[BRIDGE_ID] = None;
         }
+        // (Derived against the realm of now: a realm that changed mid-call would
+        // show in the request too. Kazoo sets the Realm variable once, at auth.)
+        if let Some(r) = own[REQUEST].as_deref() {
+            self.request_derived = is_at(r, own[DESTINATION].as_deref(), self.realm.as_deref());
+            if self.request_derived {
+                own[REQUEST] = None;
+            }
+        }
         let ccv = vars.as_ref().or(self.custom_channel_vars.as_ref());
         let mut in_ccv = 0;
         for (n, &i) in COPIED.iter().enumerate() {
@@ -642,6 +654,15 @@ impl Channel {
     pub fn presence_id(&self) -> Option<&str> {
         self.copy(PRESENCE_ID)
     }
+    /// [5.x] The events' `Request`.
+    pub fn request(&self) -> Option<Cow<'_, str>> {
+        if self.request_derived {
+            let (dest, realm) = (self.destination()?, self.realm.as_deref()?);
+            return Some(Cow::Owned(format!("{dest}@{realm}")));
+        }
+        self.own.get(REQUEST).map(Cow::Borrowed)
+    }
+
     own_values! {
         loopback_other_leg => LOOPBACK_OTHER_LEG,
         to_tag => TO_TAG,
@@ -652,7 +673,6 @@ impl Channel {
         callee_id_number => CALLEE_ID_NUMBER,
         from => FROM,
         to => TO,
-        request => REQUEST,
     }
 }
 
@@ -712,6 +732,7 @@ impl From<ChannelRecord> for Channel {
             is_loopback: r.is_loopback,
             own,
             in_ccv: 0,
+            request_derived: false,
             extra: None,
         };
         if let Some(v) = r.sip_headers {
@@ -768,7 +789,7 @@ impl From<Channel> for ChannelRecord {
             callee_id_number: t(c.callee_id_number()),
             from: t(c.from()),
             to: t(c.to()),
-            request: t(c.request()),
+            request: c.request().map(|r| Text::from(&*r)),
             sip_headers: c.sip_headers().cloned(),
             auth_headers: c.auth_headers().cloned(),
             recordings: c.recordings().cloned().unwrap_or_default(),
@@ -778,6 +799,17 @@ impl From<Channel> for ChannelRecord {
             custom_application_vars: c.custom_application_vars,
         }
     }
+}
+
+/// Whether `request` is `<destination>@<realm>`.
+fn is_at(request: &str, destination: Option<&str>, realm: Option<&str>) -> bool {
+    let (Some(dest), Some(realm)) = (destination, realm) else {
+        return false;
+    };
+    request.len() == dest.len() + 1 + realm.len()
+        && request.starts_with(dest)
+        && request.ends_with(realm)
+        && request.as_bytes()[dest.len()] == b'@'
 }
 
 /// 5.0 sends `Caller-Destination-Number`; 4.3 does not put it on the bus, and the

@@ -99,7 +99,8 @@ mod tests {
     fn create_keeps_the_5x_keys_and_snapshots_carry_them() {
         let body = event("kazoo5.callevt.CHANNEL_CREATE.a-leg.json", json!({}));
         let ch = Channel::from_event(&CallEvent::decode(&body).unwrap(), 0);
-        assert_eq!(ch.request(), Some("2600@account.realm.com"));
+        // `<destination>@<realm>`: derived, not kept twice.
+        assert_eq!(ch.request().as_deref(), Some("2600@account.realm.com"));
         assert_eq!(
             ch.sip_headers().unwrap().to_json(),
             r#"{"X-Kazoo-Trace":"on","X-Site":"east"}"#
@@ -111,6 +112,13 @@ mod tests {
         let back: Channel = back.into();
         assert_eq!(ChannelRecord::from(back), record);
         assert!(record.sip_headers.is_some() && record.request.is_some());
+        // Any other request is kept as it came.
+        let body = event(
+            "kazoo5.callevt.CHANNEL_CREATE.a-leg.json",
+            json!({"Request": "2600@10.26.0.81"}),
+        );
+        let ch = Channel::from_event(&CallEvent::decode(&body).unwrap(), 0);
+        assert_eq!(ch.request().as_deref(), Some("2600@10.26.0.81"));
     }
 
     #[test]
