@@ -35,6 +35,21 @@ pub struct AmqpSettings {
     pub prefetch: u16,
     /// Seconds between reconnection attempts at most (backoff grows up to this).
     pub max_backoff_secs: u64,
+    /// The largest message we publish: set it to the broker's
+    /// `max_message_size` (16 MiB by default from RabbitMQ 4.0, 128 MiB before).
+    /// A reply still larger once compressed is not sent.
+    pub max_message_bytes: usize,
+    /// Replies (and snapshot parts) larger than this go gzip-compressed.
+    pub compress_above_bytes: usize,
+}
+
+impl AmqpSettings {
+    pub fn limits(&self) -> crate::kapi::compress::Limits {
+        crate::kapi::compress::Limits {
+            max_message_bytes: self.max_message_bytes,
+            compress_above_bytes: self.compress_above_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,8 +92,11 @@ pub struct QuerySettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
-    /// How long a starting instance waits for a peer's snapshot.
+    /// How long a starting instance waits for the next part of a peer's
+    /// snapshot (a deadline for progress, not for the whole transfer).
     pub snapshot_timeout_ms: u64,
+    /// Transfers tried from a live peer before seeding from ecallmgr.
+    pub snapshot_attempts: u32,
     /// With no peer, how long it collects ecallmgr's `query_channels_resp` replies.
     pub seed_timeout_ms: u64,
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
@@ -98,6 +116,8 @@ const DEFAULTS: &str = r#"
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 prefetch = 256
 max_backoff_secs = 10
+max_message_bytes = 16777216
+compress_above_bytes = 1048576
 
 [node]
 name = ""
@@ -117,6 +137,7 @@ kazoo5_check_secs = 60
 
 [cluster]
 snapshot_timeout_ms = 2000
+snapshot_attempts = 3
 seed_timeout_ms = 2000
 shutdown_grace_secs = 10
 max_channel_age_secs = 0
@@ -167,6 +188,15 @@ impl Settings {
         }
         if !crate::bus::is_amqp_uri(&self.amqp.url) {
             return invalid("amqp.url", "is not a valid AMQP URI");
+        }
+        if self.amqp.compress_above_bytes >= self.amqp.max_message_bytes {
+            return invalid(
+                "amqp.compress_above_bytes",
+                "must be below amqp.max_message_bytes",
+            );
+        }
+        if self.cluster.snapshot_attempts == 0 {
+            return invalid("cluster.snapshot_attempts", "must be at least 1");
         }
         if self.amqp.prefetch == 0 {
             return invalid("amqp.prefetch", "must be at least 1");

@@ -16,6 +16,7 @@ pub mod forms;
 pub mod intake;
 pub mod kapi;
 pub mod logging;
+pub mod memory;
 pub mod queries;
 pub mod registry;
 pub mod stats;

@@ -18,6 +18,13 @@ pub struct Stats {
     /// Channels dropped because ecallmgr reported them terminated.
     pub channels_reconciled: AtomicU64,
     pub warmups: AtomicU64,
+    /// Replies not sent: over `amqp.max_message_bytes` even compressed.
+    pub replies_too_large: AtomicU64,
+    /// AMQP channels the broker closed (a refused publish), reopened in place.
+    pub channel_errors: AtomicU64,
+    /// The last warm-up: channels added, and how long it took.
+    pub warmup_channels: AtomicU64,
+    pub warmup_ms: AtomicU64,
 }
 
 /// What one handled delivery counts as.
@@ -33,11 +40,16 @@ pub enum Tally {
     QueryAnswered,
     CommandAnswered,
     RequestRejected,
+    ReplyTooLarge,
 }
 
 impl Stats {
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {
@@ -53,6 +65,7 @@ impl Stats {
             Tally::QueryAnswered => &self.requests_answered,
             Tally::CommandAnswered => &self.commands_answered,
             Tally::RequestRejected => &self.requests_rejected,
+            Tally::ReplyTooLarge => &self.replies_too_large,
         };
         Self::inc(counter);
     }

@@ -12,6 +12,7 @@ use kazoo_channels::app::WorkerHandle;
 use kazoo_channels::bus::{BusClient, BusPublisher, Collect, Topology};
 use kazoo_channels::kapi::schema::schemas;
 use kazoo_channels::kapi::{Identity, Outgoing, PublishOutcome, encode, new_msg_id};
+use kazoo_channels::stats::Stats;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -698,4 +699,54 @@ async fn mandatory_publish_outcomes_are_attributed_to_the_right_message() {
     );
     client.close().await;
     conn.close(200, "bye".into()).await.unwrap();
+}
+
+/// A publish the broker refuses by closing the channel (here: to an exchange
+/// that does not exist) costs that one message: the channel is reopened, the
+/// session, its consumers and the registry go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_publish_closes_one_channel_not_the_session() {
+    let Scene {
+        vh,
+        w,
+        client,
+        account,
+        call,
+    } = Scene::new("cmd-chanerr").await;
+    let conn = kazoo_channels::bus::connect(&vh.url(), "saboteur")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.exchange_delete(
+        "metaflow".into(),
+        lapin::options::ExchangeDeleteOptions::default(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let reply = send(&client, cmd(&call, &account, "hangup", json!({}))).await;
+        assert_eq!(
+            (reply["Status"].as_str(), reply["Error-Code"].as_u64()),
+            (Some("error"), Some(503)),
+            "{reply}"
+        );
+    }
+    let stats = &w.state.stats;
+    assert_eq!(Stats::get(&stats.reconnects), 0, "the session went on");
+    assert!(
+        Stats::get(&stats.channel_errors) >= 2,
+        "each refusal counted"
+    );
+    // The registry and the other consumers are untouched: a query is answered.
+    let replies = client
+        .ask(
+            kazoo_channels::kapi::asks::account_channels(&account),
+            Collect::first(WAIT),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replies[0]["Channels"].as_array().map_or(0, Vec::len), 1);
+    let _ = conn.close(200, "bye".into()).await;
+    client.close().await;
+    w.shutdown().await;
 }

@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::state::{Outcome, State};
 use crate::bus::{BusPublisher, Handler};
-use crate::kapi::{Incoming, Request};
+use crate::kapi::{EnvelopeError, Incoming, Request};
 use crate::stats::Tally;
 use crate::{cluster, commands, intake, queries};
 
@@ -62,23 +62,17 @@ fn sync(state: &Arc<State>, handle: fn(&State, &Incoming) -> Outcome) -> Handler
 fn request(state: &State, msg: &Incoming, handle: fn(&State, &Request) -> Outcome) -> Outcome {
     match Request::parse(msg) {
         Ok(req) => handle(state, &req),
-        Err(error) => {
-            warn!(routing_key = %msg.routing_key, %error, "request rejected");
-            Outcome::silent(Tally::RequestRejected)
-        }
+        Err(error) => rejected(msg, error),
     }
+}
+
+fn rejected(msg: &Incoming, error: EnvelopeError) -> Outcome {
+    warn!(routing_key = %msg.routing_key, %error, "request rejected");
+    Outcome::silent(Tally::RequestRejected)
 }
 
 fn status(state: &State, msg: &Incoming) -> Outcome {
     request(state, msg, cluster::status::handle)
-}
-
-fn snapshot(state: &State, msg: &Incoming) -> Outcome {
-    request(state, msg, |s, req| {
-        let out = cluster::snapshot::handle(s, req);
-        info!(msg_id = %req.msg_id, peer = %req.str("Node").unwrap_or_default(), parts = out.publish.len(), "snapshot sent to a starting peer");
-        out
-    })
 }
 
 /// The routes of a session. `publisher` is the session's: commands publish
@@ -91,6 +85,20 @@ pub fn routes(state: &Arc<State>, publisher: &BusPublisher) -> Vec<Route> {
             let (s, p) = (s.clone(), p.clone());
             Box::pin(async move {
                 let outcome = commands::handle(&s, &p, &msg).await;
+                finish(&s, outcome)
+            }) as crate::bus::HandlerFuture
+        }) as Handler
+    };
+    // A snapshot publishes its parts as it builds them, one at a time.
+    let snapshots = {
+        let (s, p) = (state.clone(), publisher.clone());
+        Arc::new(move |msg: Incoming| {
+            let (s, p) = (s.clone(), p.clone());
+            Box::pin(async move {
+                let outcome = match Request::parse(&msg) {
+                    Ok(req) => cluster::snapshot::handle(&s, &p, &req).await,
+                    Err(error) => rejected(&msg, error),
+                };
                 finish(&s, outcome)
             }) as crate::bus::HandlerFuture
         }) as Handler
@@ -112,7 +120,7 @@ pub fn routes(state: &Arc<State>, publisher: &BusPublisher) -> Vec<Route> {
             role: "snapshots",
             concurrency: prefetch.min(4),
             start: Start::WhenWarm,
-            handler: sync(state, snapshot),
+            handler: snapshots,
         },
         Route {
             role: "commands",

@@ -16,7 +16,7 @@ use super::housekeeping;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
 use super::state::State;
 use crate::bus::{BusError, Consume, ServeEnd, Session};
-use crate::cluster::warmup;
+use crate::cluster::warmup::{self, WarmupError};
 use crate::config::{Settings, redact_url};
 use crate::intake;
 use crate::registry::Registry;
@@ -141,6 +141,15 @@ async fn supervise(
     info!(node = %state.identity.node, "stopped");
 }
 
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Warmup(#[from] WarmupError),
+}
+
 /// One connection's life: declare, consume, warm up if needed, then serve the
 /// shared queues; end at the first fault.
 async fn session(
@@ -148,7 +157,7 @@ async fn session(
     status: &watch::Sender<BusStatus>,
     shutdown: &CancellationToken,
     connected: &mut bool,
-) -> Result<ServeEnd, BusError> {
+) -> Result<ServeEnd, SessionError> {
     let mut bus = Session::open(&state.settings.amqp.url, &state.identity.node).await?;
     let events_queue = state
         .topology
@@ -162,7 +171,9 @@ async fn session(
     bus.declare(&state.topology).await?;
     let mut watch = ExchangeWatch::default();
     watch.check(state, &bus).await?;
-    let publisher = bus.publisher(COMMANDS_AT_ONCE).await?;
+    let counted = state.clone();
+    let on_error = Box::new(move || Stats::inc(&counted.stats.channel_errors));
+    let publisher = bus.publisher(COMMANDS_AT_ONCE, on_error).await?;
     let stop = shutdown.child_token();
     let (now, later): (Vec<Route>, Vec<Route>) = routes(state, &publisher)
         .into_iter()
@@ -187,7 +198,7 @@ async fn session(
     // Every way out of the session (a consumer ending, a fault, shutdown)
     // passes below: the consumers are stopped and the channels closed before
     // the connection.
-    let first: Result<ServeEnd, BusError> = async {
+    let first: Result<ServeEnd, SessionError> = async {
         for svc in now {
             consumers.spawn(start(svc).await?);
         }
@@ -206,16 +217,19 @@ async fn session(
             // consumer that ends meanwhile ends the session.
             let (source, added) = tokio::select! {
                 r = warmup::run(state) => r?,
-                end = consumers.join_next() => return joined(end),
+                end = consumers.join_next() => return Ok(joined(end)?),
             };
             Stats::inc(&state.stats.warmups);
             let applied = intake::end_warmup(state, &source.to_string());
+            let took_ms = began.elapsed().as_millis() as u64;
+            Stats::set(&state.stats.warmup_channels, added as u64);
+            Stats::set(&state.stats.warmup_ms, took_ms);
             info!(
                 from = %source,
                 added,
                 buffered_events = applied,
                 channels = state.registry().len(),
-                took_ms = began.elapsed().as_millis() as u64,
+                took_ms,
                 "registry warm; serving requests"
             );
         }
@@ -223,9 +237,9 @@ async fn session(
             consumers.spawn(start(svc).await?);
         }
         tokio::select! {
-            end = consumers.join_next() => joined(end),
+            end = consumers.join_next() => Ok(joined(end)?),
             failed = watch.run(state, &bus) => match failed {
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
                 Ok(never) => match never {},
             },
         }

@@ -20,7 +20,7 @@ use thiserror::Error;
 pub use consume::{Consume, Handler, HandlerFuture, ServeEnd, consumer};
 pub use optional::Found;
 pub use publisher::BusPublisher;
-pub use requester::{BusClient, ClientPool, Collect, client_pool};
+pub use requester::{BusClient, ClientPool, Collect, Replies, client_pool};
 pub use session::Session;
 pub use topology::Topology;
 

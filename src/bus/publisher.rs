@@ -1,7 +1,7 @@
 //! Publishing with publisher confirms, on channels in confirm mode.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -13,8 +13,22 @@ use crate::kapi::{Outgoing, Publish, PublishError, PublishOutcome};
 
 #[derive(Clone)]
 pub struct BusPublisher {
-    channel: Channel,
+    /// The channel for messages that are not `mandatory`, shared by every
+    /// task; replaced when the broker closes it.
+    channel: Arc<RwLock<Channel>>,
     mandatory: Arc<Mandatory>,
+    reopen: Option<Arc<Reopen>>,
+}
+
+/// What a publisher needs to replace a channel the broker closed (a refused
+/// publish: a message over `max_message_size`, a missing exchange) without
+/// ending the session.
+pub struct Reopen {
+    conn: Weak<Connection>,
+    /// Told of each channel error (the worker counts them).
+    on_error: Box<dyn Fn() + Send + Sync>,
+    /// One replacement at a time.
+    replacing: tokio::sync::Mutex<()>,
 }
 
 /// Channels for `mandatory` messages, one message in flight on each: lapin
@@ -51,6 +65,25 @@ async fn confirm_channel(conn: &Connection) -> Result<Channel, BusError> {
     Ok(channel)
 }
 
+impl Reopen {
+    /// A fresh channel in place of `broken`, if the connection is still up
+    /// (a channel error); `None` when the connection itself is gone.
+    async fn replace(&self, broken: &Channel) -> Option<Channel> {
+        let conn = self.conn.upgrade()?;
+        if !conn.status().connected() || broken.status().connected() {
+            return None;
+        }
+        let channel = confirm_channel(&conn).await.ok()?;
+        (self.on_error)();
+        tracing::warn!(
+            channel = broken.id(),
+            replacement = channel.id(),
+            "the broker closed a publishing channel (a refused message); reopened it, the session goes on"
+        );
+        Some(channel)
+    }
+}
+
 impl BusPublisher {
     /// A publisher with one channel for `mandatory` messages (one at a time).
     pub async fn open(conn: &Connection) -> Result<Self, BusError> {
@@ -65,16 +98,40 @@ impl BusPublisher {
             channels.push(tokio::sync::Mutex::new(confirm_channel(conn).await?));
         }
         Ok(Self {
-            channel: confirm_channel(conn).await?,
+            channel: Arc::new(RwLock::new(confirm_channel(conn).await?)),
             mandatory: Arc::new(Mandatory {
                 channels,
                 next: AtomicUsize::new(0),
             }),
+            reopen: None,
         })
     }
 
-    pub fn channel(&self) -> &Channel {
-        &self.channel
+    /// [`BusPublisher::open_with`], replacing a channel the broker closes
+    /// instead of failing every publish after it; `on_error` is told of each.
+    pub async fn reopening(
+        conn: &Arc<Connection>,
+        mandatory_channels: usize,
+        on_error: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<Self, BusError> {
+        let mut p = Self::open_with(conn, mandatory_channels).await?;
+        p.reopen = Some(Arc::new(Reopen {
+            conn: Arc::downgrade(conn),
+            on_error,
+            replacing: tokio::sync::Mutex::new(()),
+        }));
+        Ok(p)
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.shared_channel()
+    }
+
+    fn shared_channel(&self) -> Channel {
+        self.channel
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Closes every channel of this publisher (see [`super::close_channel`]).
@@ -82,18 +139,59 @@ impl BusPublisher {
         for channel in &self.mandatory.channels {
             super::close_channel(&*channel.lock().await).await;
         }
-        super::close_channel(&self.channel).await;
+        super::close_channel(&self.shared_channel()).await;
     }
 
-    /// Publishes and waits for the broker's confirm.
+    /// Publishes and waits for the broker's confirm. A message the broker
+    /// refused by closing the channel is [`PublishOutcome::Refused`] when the
+    /// channel could be replaced; an error means the connection is gone.
     pub async fn send(&self, msg: &Outgoing) -> Result<PublishOutcome, lapin::Error> {
         if msg.mandatory {
-            let channel = self.mandatory.acquire().await;
-            let confirm = start(&channel, msg).await?;
-            return Ok(outcome(confirm.await?));
+            let mut channel = self.mandatory.acquire().await;
+            let result = publish(&channel, msg).await;
+            return match result {
+                Err(e) => match self.replacement(&channel).await {
+                    Some(fresh) => {
+                        *channel = fresh;
+                        Ok(PublishOutcome::Refused)
+                    }
+                    None => Err(e),
+                },
+                ok => ok,
+            };
         }
-        let confirm = start(&self.channel, msg).await?;
-        Ok(outcome(confirm.await?))
+        let channel = self.shared_channel();
+        match publish(&channel, msg).await {
+            Err(e) => self.refused(&channel, e).await,
+            ok => ok,
+        }
+    }
+
+    async fn replacement(&self, broken: &Channel) -> Option<Channel> {
+        self.reopen.as_ref()?.replace(broken).await
+    }
+
+    /// After `e` on the shared channel `broken`: put a fresh channel in its
+    /// place (once, however many tasks saw it fail).
+    async fn refused(
+        &self,
+        broken: &Channel,
+        e: lapin::Error,
+    ) -> Result<PublishOutcome, lapin::Error> {
+        let Some(reopen) = &self.reopen else {
+            return Err(e);
+        };
+        let _one = reopen.replacing.lock().await;
+        if self.shared_channel().id() != broken.id() {
+            return Ok(PublishOutcome::Refused);
+        }
+        match reopen.replace(broken).await {
+            Some(fresh) => {
+                *self.channel.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                Ok(PublishOutcome::Refused)
+            }
+            None => Err(e),
+        }
     }
 
     /// Publishes a batch in order and then waits for all the confirms, so the
@@ -106,9 +204,10 @@ impl BusPublisher {
             }
             return Ok(outcomes);
         }
+        let channel = self.shared_channel();
         let mut pending = Vec::with_capacity(msgs.len());
         for m in msgs {
-            pending.push(start(&self.channel, m).await?);
+            pending.push(start(&channel, m).await?);
         }
         let mut outcomes = Vec::with_capacity(msgs.len());
         for p in pending {
@@ -118,11 +217,20 @@ impl BusPublisher {
     }
 }
 
+async fn publish(channel: &Channel, msg: &Outgoing) -> Result<PublishOutcome, lapin::Error> {
+    let confirm = start(channel, msg).await?;
+    Ok(outcome(confirm.await?))
+}
+
 async fn start(channel: &Channel, msg: &Outgoing) -> Result<lapin::PublisherConfirm, lapin::Error> {
-    // Kazoo's properties: JSON content type and a Gregorian-µs timestamp, nothing else.
+    // Kazoo's properties: JSON content type and a Gregorian-µs timestamp (and
+    // the content encoding of a compressed body).
     let mut props = BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))
         .with_timestamp(gregorian_now_micros());
+    if let Some(encoding) = msg.content_encoding {
+        props = props.with_content_encoding(ShortString::from(encoding));
+    }
     if let Some(ttl) = msg.expires_in {
         props = props.with_expiration(ShortString::from(ttl.as_millis().max(1).to_string()));
     }

@@ -15,8 +15,13 @@ use tokio::sync::mpsc;
 
 use super::{BusError, BusPublisher, Topology, connect, declare};
 use crate::kapi::asks::Ask;
+use crate::kapi::compress;
 use crate::kapi::exchanges::TARGETED;
 use crate::kapi::{Identity, Outgoing, PublishOutcome, new_msg_id};
+
+/// The largest reply a client decodes: an unscoped `Fields: "all"` answer of
+/// a few hundred thousand channels is hundreds of megabytes once gunzipped.
+const MAX_REPLY_BYTES: usize = 1 << 30;
 
 /// A pool of connections for clients (deadpool recycles broken ones).
 pub type ClientPool = deadpool_lapin::Pool;
@@ -97,6 +102,33 @@ impl Collect {
     }
 }
 
+/// The replies to one request, as they arrive.
+pub struct Replies<'c> {
+    client: &'c BusClient,
+    msg_id: String,
+    rx: mpsc::UnboundedReceiver<Value>,
+}
+
+impl Replies<'_> {
+    /// The next reply, or `None` when none came `within` this long.
+    pub async fn next(&mut self, within: Duration) -> Option<Value> {
+        tokio::time::timeout(within, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for Replies<'_> {
+    fn drop(&mut self) {
+        self.client
+            .waiters
+            .lock()
+            .expect("waiters")
+            .remove(&self.msg_id);
+    }
+}
+
 impl BusClient {
     /// Connects, declares Kazoo's exchanges, and opens a private reply queue
     /// named like a Kazoo one (`<app>@<host>-<id>`).
@@ -160,7 +192,12 @@ impl BusClient {
         let (w, s) = (waiters.clone(), stray.clone());
         tokio::spawn(async move {
             while let Some(Ok(d)) = consumer.next().await {
-                let Ok(v) = serde_json::from_slice::<Value>(&d.data) else {
+                let encoding = d.properties.content_encoding().as_ref().map(|e| e.as_str());
+                let body = compress::decode(d.data, encoding, MAX_REPLY_BYTES);
+                let Some(v) = body
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                else {
                     s.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     continue;
                 };
@@ -228,9 +265,37 @@ impl BusClient {
         routing_key: &str,
         category: &str,
         name: &str,
-        mut body: Map<String, Value>,
+        body: Map<String, Value>,
         collect: Collect,
     ) -> Result<Vec<Value>, BusError> {
+        let mut stream = self
+            .send(exchange, routing_key, category, name, body, collect.timeout)
+            .await?;
+        let mut replies = Vec::new();
+        let deadline = tokio::time::Instant::now() + collect.timeout;
+        while collect.max_replies.is_none_or(|m| replies.len() < m) {
+            match tokio::time::timeout_at(deadline, stream.rx.recv()).await {
+                Ok(Some(v)) => replies.push(v),
+                _ => break,
+            }
+            if collect.done.is_some_and(|done| done(&replies)) {
+                break;
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Sends a request and hands its replies over as they come (a peer's
+    /// snapshot, part after part). `expires` is the request's TTL.
+    pub async fn send(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        category: &str,
+        name: &str,
+        mut body: Map<String, Value>,
+        expires: Duration,
+    ) -> Result<Replies<'_>, BusError> {
         let msg_id = body
             .get("Msg-ID")
             .and_then(Value::as_str)
@@ -248,31 +313,34 @@ impl BusClient {
             body.insert(k, v);
         }
         body.insert("Server-ID".into(), Value::String(server_id));
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded_channel();
         self.waiters
             .lock()
             .expect("waiters")
             .insert(msg_id.clone(), tx);
-        let sent = self
-            .publisher
-            .send(&Outgoing::json(exchange, routing_key, &body).expiring(collect.timeout))
-            .await;
-        let mut replies = Vec::new();
-        if sent.is_ok() {
-            let deadline = tokio::time::Instant::now() + collect.timeout;
-            while collect.max_replies.is_none_or(|m| replies.len() < m) {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(v)) => replies.push(v),
-                    _ => break,
-                }
-                if collect.done.is_some_and(|done| done(&replies)) {
-                    break;
-                }
-            }
-        }
-        self.waiters.lock().expect("waiters").remove(&msg_id);
-        sent?;
+        // From here the waiter is removed when `Replies` is dropped, sent or not.
+        let replies = Replies {
+            client: self,
+            msg_id,
+            rx,
+        };
+        self.publisher
+            .send(&Outgoing::json(exchange, routing_key, &body).expiring(expires))
+            .await?;
         Ok(replies)
+    }
+
+    /// [`BusClient::send`] for one of [`crate::kapi::asks`].
+    pub async fn send_ask(&self, ask: Ask, expires: Duration) -> Result<Replies<'_>, BusError> {
+        self.send(
+            ask.exchange,
+            &ask.routing_key,
+            ask.category,
+            ask.name,
+            ask.body,
+            expires,
+        )
+        .await
     }
 
     /// Sends one of [`crate::kapi::asks`] and collects matching replies.

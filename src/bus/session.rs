@@ -3,6 +3,7 @@
 //! never leaves `bus/`.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
@@ -11,7 +12,7 @@ use super::consume::{Consume, Handler, ServeEnd, consumer};
 use super::{BusError, BusPublisher, Found, Topology, close_channel, close_connection, connect};
 
 pub struct Session {
-    conn: Connection,
+    conn: Arc<Connection>,
     /// Publishers opened on this session, closed with it.
     publishers: Vec<BusPublisher>,
 }
@@ -20,7 +21,7 @@ impl Session {
     /// Connects under `connection_name` (shown by `rabbitmqctl list_connections`).
     pub async fn open(url: &str, connection_name: &str) -> Result<Self, BusError> {
         Ok(Self {
-            conn: connect(url, connection_name).await?,
+            conn: Arc::new(connect(url, connection_name).await?),
             publishers: Vec::new(),
         })
     }
@@ -55,9 +56,15 @@ impl Session {
     }
 
     /// A publisher on this session with `mandatory_channels` channels for
-    /// `mandatory` messages (see [`BusPublisher::open_with`]).
-    pub async fn publisher(&mut self, mandatory_channels: usize) -> Result<BusPublisher, BusError> {
-        let p = BusPublisher::open_with(&self.conn, mandatory_channels).await?;
+    /// `mandatory` messages (see [`BusPublisher::open_with`]). A channel the
+    /// broker closes on a refused message is replaced (`on_error` is told),
+    /// so one bad message never costs the session.
+    pub async fn publisher(
+        &mut self,
+        mandatory_channels: usize,
+        on_error: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<BusPublisher, BusError> {
+        let p = BusPublisher::reopening(&self.conn, mandatory_channels, on_error).await?;
         self.publishers.push(p.clone());
         Ok(p)
     }

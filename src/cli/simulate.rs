@@ -189,12 +189,17 @@ impl SimCall {
         Outgoing::json("callevt", format!("call.{name}.{}", encode(id)), &body)
     }
 
-    /// CREATE both legs, ANSWER both, BRIDGE both: the call is up.
-    pub fn setup_events(&self) -> Vec<Outgoing> {
-        ["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE"]
+    /// These events, each for both legs, in this order.
+    pub fn events(&self, names: &[&str]) -> Vec<Outgoing> {
+        names
             .iter()
             .flat_map(|n| [self.event(true, n), self.event(false, n)])
             .collect()
+    }
+
+    /// CREATE both legs, ANSWER both, BRIDGE both: the call is up.
+    pub fn setup_events(&self) -> Vec<Outgoing> {
+        self.events(&["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE"])
     }
 
     pub fn teardown_events(&self) -> Vec<Outgoing> {
@@ -212,7 +217,7 @@ pub async fn run(url: &str, args: &SimulateArgs) -> Result<SimulateReport, BusEr
     let mut exchanges = Topology::for_instance("simulator");
     exchanges.queues.clear();
     bus.declare(&exchanges).await?;
-    let publisher = bus.publisher(1).await?;
+    let publisher = bus.publisher(1, Box::new(|| {})).await?;
     let accounts: Vec<SimAccount> = (0..args.accounts.max(1)).map(SimAccount::new).collect();
 
     let bar = if args.progress {

@@ -41,6 +41,10 @@ pub fn handle(shared: &State, req: &Request) -> Outcome {
         "Channels-Reconciled",
         json!(Stats::get(&s.channels_reconciled)),
     );
+    put("Replies-Too-Large", json!(Stats::get(&s.replies_too_large)));
+    put("Channel-Errors", json!(Stats::get(&s.channel_errors)));
+    put("Warm-Up-Channels", json!(Stats::get(&s.warmup_channels)));
+    put("Warm-Up-Ms", json!(Stats::get(&s.warmup_ms)));
     let reply = req.reply(&shared.identity, CATEGORY, RESP, body).ok();
     Outcome::publish(reply.into_iter().collect(), Tally::Nothing)
 }

@@ -1,12 +1,19 @@
 //! Warm-up: fill the registry before serving, from a live peer's snapshot or,
-//! with no peer, from ecallmgr's own channel list.
+//! with no peer, from ecallmgr's own channel list. An instance serves only a
+//! state it can vouch for: when a peer is known to be alive (it answered the
+//! status request) but its snapshot cannot be had, the transfer is retried,
+//! then ecallmgr asked; if that gives nothing either, the warm-up fails and the
+//! session is retried rather than an empty registry served.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+use thiserror::Error;
 use tracing::{info, warn};
 
-use super::{seed, snapshot};
+use super::seed;
+use super::snapshot::{Receiving, TransferError};
 use crate::app::state::State;
 use crate::bus::{BusClient, BusError, Collect};
 use crate::kapi::asks;
@@ -31,63 +38,109 @@ impl fmt::Display for Source {
     }
 }
 
-/// Asks for a snapshot, else seeds from ecallmgr; merges into the registry (never
-/// empties it). Returns the source and how many channels were added.
-pub async fn run(shared: &State) -> Result<(Source, usize), BusError> {
-    let cfg = &shared.settings.cluster;
-    let client = BusClient::from_pool(&shared.clients, APP_NAME)
+#[derive(Debug, Error)]
+pub enum WarmupError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(
+        "live peers ({}) sent no complete snapshot in {attempts} attempts and ecallmgr had nothing: not serving an unvouched registry",
+        peers.join(", ")
+    )]
+    NoSnapshot { peers: Vec<String>, attempts: u32 },
+}
+
+#[derive(Debug, Error)]
+enum Failed {
+    #[error("no part for {0} ms after part {1}")]
+    Stalled(u64, u64),
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Fills the registry (merging, never emptying it). Returns the source and
+/// how many channels were added.
+pub async fn run(state: &State) -> Result<(Source, usize), WarmupError> {
+    let client = BusClient::from_pool(&state.clients, APP_NAME)
         .await?
-        .with_node(&shared.identity.node);
-    let result = from_peer(
-        shared,
-        &client,
-        Duration::from_millis(cfg.snapshot_timeout_ms),
-    )
-    .await;
-    let result = match result {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => {
-            from_ecallmgr(shared, &client, Duration::from_millis(cfg.seed_timeout_ms)).await
-        }
-        Err(e) => Err(e),
-    };
+        .with_node(&state.identity.node);
+    let result = warm(state, &client).await;
     client.close().await;
     result
 }
 
-async fn from_peer(
-    shared: &State,
-    client: &BusClient,
-    timeout: Duration,
-) -> Result<Option<(Source, usize)>, BusError> {
-    let replies = client
-        .ask(
-            asks::snapshot(),
-            Collect::until(timeout, snapshot::is_complete),
-        )
-        .await?;
-    let Some(parts) = snapshot::complete_set(&replies) else {
-        if !replies.is_empty() {
-            warn!(
-                parts = replies.len(),
-                "incomplete snapshot from peers; not used"
-            );
+async fn warm(state: &State, client: &BusClient) -> Result<(Source, usize), WarmupError> {
+    let cfg = &state.settings.cluster;
+    let gap = Duration::from_millis(cfg.snapshot_timeout_ms);
+    let seed_wait = Duration::from_millis(cfg.seed_timeout_ms);
+    let peers = live_peers(state, client, gap).await?;
+    if peers.is_empty() {
+        info!("no live kazoo-channels peer answered the status request; seeding from ecallmgr");
+        return Ok(from_ecallmgr(state, client, seed_wait).await?);
+    }
+    for attempt in 1..=cfg.snapshot_attempts {
+        match from_peer(state, client, gap).await {
+            Ok(found) => return Ok(found),
+            Err(error) => {
+                warn!(attempt, attempts = cfg.snapshot_attempts, peers = %peers.join(", "), %error, "snapshot transfer from a live peer failed")
+            }
         }
-        return Ok(None);
-    };
-    let node = parts[0]["Node"].as_str().unwrap_or_default().to_owned();
-    let mut reg = shared.registry.write().unwrap_or_else(|p| p.into_inner());
-    match snapshot::apply(&mut reg, &parts, Instant::now()) {
-        Ok(added) => Ok(Some((Source::Peer(node), added))),
-        Err(error) => {
-            warn!(%error, peer = %node, "snapshot from peer does not decode; not used");
-            Ok(None)
-        }
+    }
+    match from_ecallmgr(state, client, seed_wait).await? {
+        (Source::Nothing, _) => Err(WarmupError::NoSnapshot {
+            peers,
+            attempts: cfg.snapshot_attempts,
+        }),
+        found => Ok(found),
     }
 }
 
+/// The other instances that answer the status request and are warm.
+async fn live_peers(
+    state: &State,
+    client: &BusClient,
+    wait: Duration,
+) -> Result<Vec<String>, BusError> {
+    let replies = client
+        .ask(
+            asks::status(),
+            Collect::all(wait.min(Duration::from_secs(1))),
+        )
+        .await?;
+    let mut peers: Vec<String> = replies
+        .iter()
+        .filter(|r| r["App-Name"] == APP_NAME && r["State"] == "warm")
+        .filter_map(|r| r["Node"].as_str())
+        .filter(|n| *n != state.identity.node)
+        .map(str::to_owned)
+        .collect();
+    peers.sort();
+    peers.dedup();
+    Ok(peers)
+}
+
+/// One transfer: parts are merged as they arrive, each within `gap` of the
+/// one before.
+async fn from_peer(
+    state: &State,
+    client: &BusClient,
+    gap: Duration,
+) -> Result<(Source, usize), Failed> {
+    let mut replies = client.send_ask(asks::snapshot(), gap).await?;
+    let mut receiving = Receiving::default();
+    while !receiving.done {
+        let Some(part) = replies.next(gap).await else {
+            return Err(Failed::Stalled(gap.as_millis() as u64, receiving.part));
+        };
+        receiving.apply(&state.registry, part, Instant::now())?;
+    }
+    let node = receiving.node.unwrap_or_default();
+    Ok((Source::Peer(node), receiving.added))
+}
+
 async fn from_ecallmgr(
-    shared: &State,
+    state: &State,
     client: &BusClient,
     timeout: Duration,
 ) -> Result<(Source, usize), BusError> {
@@ -95,11 +148,14 @@ async fn from_ecallmgr(
         .ask(asks::all_channels(), Collect::all(timeout))
         .await?;
     let channels = seed::channels(&replies);
-    let answered = replies.iter().filter(|r| r["App-Name"] != APP_NAME).count();
+    let answered = replies
+        .iter()
+        .filter(|r: &&Value| r["App-Name"] != APP_NAME)
+        .count();
     if answered == 0 {
         return Ok((Source::Nothing, 0));
     }
-    let mut reg = shared.registry.write().unwrap_or_else(|p| p.into_inner());
+    let mut reg = state.registry.write().unwrap_or_else(|p| p.into_inner());
     let added = channels
         .into_iter()
         .map(|c| usize::from(reg.merge(c)))

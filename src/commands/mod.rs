@@ -73,6 +73,7 @@ async fn carry_out<P: Publish>(
         PublishOutcome::Confirmed => Ok(()),
         PublishOutcome::Returned => Err(CommandError::NotRouted(cmd.call_id)),
         PublishOutcome::Nacked => Err(CommandError::Nacked),
+        PublishOutcome::Refused => Err(CommandError::Refused),
     }
 }
 

@@ -22,6 +22,10 @@ pub enum CommandError {
     NotRouted(String),
     #[error("the broker refused the metaflow message (nack)")]
     Nacked,
+    #[error(
+        "the broker refused the metaflow message: it closed the channel (is the metaflow exchange declared?)"
+    )]
+    Refused,
     #[error("could not publish the metaflow message: {0}")]
     Publish(#[from] PublishError),
 }
@@ -32,7 +36,7 @@ impl CommandError {
             Self::Invalid(_) => 400,
             Self::NotFound { .. } => 404,
             Self::NotBridged(_) => 409,
-            Self::NotRouted(_) | Self::Nacked => 503,
+            Self::NotRouted(_) | Self::Nacked | Self::Refused => 503,
             Self::Publish(_) => 500,
         }
     }
@@ -97,6 +101,7 @@ mod tests {
             (Err(CommandError::NotBridged("c".into())), Some(409)),
             (Err(CommandError::NotRouted("c".into())), Some(503)),
             (Err(CommandError::Nacked), Some(503)),
+            (Err(CommandError::Refused), Some(503)),
             (Err(PublishError("channel closed".into()).into()), Some(500)),
         ];
         for (outcome, code) in cases {

@@ -176,39 +176,43 @@ pub const NO_NODE: &str = "no node found with channel";
 
 /// The keys of `channel_status_resp` besides the envelope (§3.4; WIRE-5.md §2).
 #[derive(Debug, Clone, Copy)]
-pub enum Status<'a> {
-    Active(&'a Channel),
+pub enum Status<'a, C = &'a Channel> {
+    Active(C),
     /// [5.x, `channel` category] [`Status::Active`]'s keys, `Custom-SIP-Headers`
     /// and `Custom-AUTH-Headers` always (`{}` when none, as ecallmgr 5.x), and
     /// `Answered`, one of `kapi_call:channel_status_extended_headers()`
     /// (Kamailio 5.x reads it beside `Other-Leg-Call-ID`).
-    Active5(&'a Channel),
+    Active5(C),
     /// [5.x] `Channel-Record: true`: only `Call-ID`, `Status` and the whole
     /// capitalised channel, at this Gregorian time.
-    Record(&'a Channel, u64),
+    Record(C, u64),
     /// Unknown call: its id.
     Terminated(&'a str),
 }
 
-impl Status<'_> {
+impl<C> Status<'_, C> {
     pub fn is_active(&self) -> bool {
         !matches!(self, Status::Terminated(_))
     }
+}
 
+impl<C: std::borrow::Borrow<Channel>> Status<'_, C> {
     pub fn write(&self, o: &mut Obj<'_>) {
-        match *self {
+        match self {
             Status::Record(ch, now_gregorian) => {
+                let ch = ch.borrow();
                 o.str("Call-ID", &ch.uuid);
                 o.str("Status", "active");
                 api(
                     o.key("Channel-Record"),
                     ch,
                     &Fields::All,
-                    now_gregorian,
+                    *now_gregorian,
                     Dialect::Kazoo5,
                 );
             }
             Status::Active5(ch) => {
+                let ch = ch.borrow();
                 Status::Active(ch).write(o);
                 for (key, vars) in [
                     ("Custom-SIP-Headers", ch.sip_headers()),
@@ -222,6 +226,7 @@ impl Status<'_> {
                 o.bool("Answered", ch.answered);
             }
             Status::Active(ch) => {
+                let ch = ch.borrow();
                 // ecallmgr takes the host from the node name (`freeswitch@HOST`).
                 let host = ch
                     .switch_nodename()

@@ -58,6 +58,8 @@ pub struct Outgoing {
     pub mandatory: bool,
     /// Per-message TTL: the broker drops it if nobody took it in time.
     pub expires_in: Option<std::time::Duration>,
+    /// `gzip` for a compressed body (see [`super::compress`]).
+    pub content_encoding: Option<&'static str>,
 }
 
 impl Outgoing {
@@ -69,6 +71,7 @@ impl Outgoing {
             body,
             mandatory: false,
             expires_in: None,
+            content_encoding: None,
         }
     }
 
@@ -115,6 +118,10 @@ pub enum PublishOutcome {
     Returned,
     /// The broker refused it (basic.nack).
     Nacked,
+    /// The broker closed the channel on it (a message over its
+    /// `max_message_size`, an exchange that does not exist); the channel was
+    /// replaced and the session goes on.
+    Refused,
 }
 
 #[derive(Debug, thiserror::Error)]

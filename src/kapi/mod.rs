@@ -4,6 +4,7 @@
 //! [`Incoming`] and [`Outgoing`], published through the [`Publish`] capability.
 
 pub mod asks;
+pub mod compress;
 pub mod dialect;
 pub mod envelope;
 pub mod escape;

@@ -17,6 +17,8 @@ mod endpoint;
 pub mod query;
 mod scoped;
 
+use std::borrow::Borrow;
+
 use serde_json::Map;
 use tracing::{debug, warn};
 
@@ -28,6 +30,8 @@ use crate::app::state::{Outcome, State};
 use crate::config::QuerySettings;
 use crate::forms::api::Status;
 use crate::forms::{api, json, lower};
+use crate::kapi::compress::{self, Limits, TooLarge};
+use crate::kapi::envelope::APP_NAME;
 use crate::kapi::time::gregorian_now_secs;
 use crate::kapi::{Dialect, Identity, Incoming, Outgoing};
 use crate::registry::{Channel, Registry};
@@ -45,31 +49,50 @@ pub struct Answer {
     pub matched: usize,
 }
 
-/// The reply body after the envelope keys.
-enum Body<'a> {
-    List(Vec<&'a Channel>),
-    Object(Vec<&'a Channel>, &'a Fields),
-    Status(Status<'a>),
-    /// One of the 5.x APIs, which writes itself from the registry.
-    Scoped(Scoped<'a>),
+/// The reply body after the envelope keys, over borrowed channels (`&Channel`)
+/// or copies of them taken under the lock (`Channel`).
+enum Body<'a, C> {
+    List(Vec<C>),
+    Object(Vec<C>, &'a Fields),
+    Status(Status<'a, C>),
+    /// A 5.x API's members, written under the lock (counts, ids, a few
+    /// fields each), and how many channels they hold.
+    Scoped(Vec<u8>, usize),
 }
 
-enum Scoped<'a> {
-    Endpoint(&'a endpoint::EndpointReq),
-    Count(&'a count::CountReq),
-    ByKey(&'a channels_req::ChannelsReq),
+impl<'a> Body<'a, &Channel> {
+    /// Copies of the matches, so the reply is written without the lock.
+    fn owned(self) -> Body<'a, Channel> {
+        let copy = |v: Vec<&Channel>| v.into_iter().cloned().collect();
+        match self {
+            Body::List(c) => Body::List(copy(c)),
+            Body::Object(c, f) => Body::Object(copy(c), f),
+            Body::Status(Status::Active(ch)) => Body::Status(Status::Active(ch.clone())),
+            Body::Status(Status::Active5(ch)) => Body::Status(Status::Active5(ch.clone())),
+            Body::Status(Status::Record(ch, t)) => Body::Status(Status::Record(ch.clone(), t)),
+            Body::Status(Status::Terminated(id)) => Body::Status(Status::Terminated(id)),
+            Body::Scoped(members, n) => Body::Scoped(members, n),
+        }
+    }
 }
 
-/// Decides the reply to one request. `now_gregorian` is the answer time, for
-/// `elapsed_s`.
-pub fn answer(
-    reg: &Registry,
-    identity: &Identity,
+impl<C> Body<'_, C> {
+    fn matched(&self) -> usize {
+        match self {
+            Body::List(c) | Body::Object(c, _) => c.len(),
+            Body::Status(s) => usize::from(s.is_active()),
+            Body::Scoped(_, n) => *n,
+        }
+    }
+}
+
+/// The channels answering `req`; `None` for ecallmgr's silence.
+fn select<'a, 'r>(
+    reg: &'r Registry,
     settings: &QuerySettings,
-    req: &QueryRequest,
-    now_gregorian: u64,
-) -> Answer {
-    let body = match &req.query {
+    req: &'a QueryRequest,
+) -> Option<Body<'a, &'r Channel>> {
+    match &req.query {
         Query::Account(scope) => Some(Body::List(account_channels(
             reg,
             settings,
@@ -97,26 +120,61 @@ pub fn answer(
             active_only,
             channel_record,
         } => match reg.get(call_id) {
-            Some(ch) if *channel_record => Some(Body::Status(Status::Record(ch, now_gregorian))),
+            Some(ch) if *channel_record => {
+                Some(Body::Status(Status::Record(ch, gregorian_now_secs())))
+            }
             Some(ch) if req.dialect == Dialect::Kazoo5 => Some(Body::Status(Status::Active5(ch))),
             Some(ch) => Some(Body::Status(Status::Active(ch))),
             None if *active_only => None,
             None => Some(Body::Status(Status::Terminated(call_id))),
         },
-        Query::EndpointChannels(q) => Some(Body::Scoped(Scoped::Endpoint(q))),
-        Query::Count(q) => Some(Body::Scoped(Scoped::Count(q))),
-        Query::ChannelsByKey(q) => Some(Body::Scoped(Scoped::ByKey(q))),
-    };
-    let Some(body) = body else {
+        Query::EndpointChannels(q) => Some(scoped(|o| q.write(reg, o))),
+        Query::Count(q) => Some(scoped(|o| q.write(reg, o))),
+        Query::ChannelsByKey(q) => Some(scoped(|o| q.write(reg, o))),
+    }
+}
+
+/// A 5.x API's reply members, as `write` writes them.
+fn scoped<'a, C>(write: impl FnOnce(&mut json::Obj<'_>) -> usize) -> Body<'a, C> {
+    let mut members = Vec::new();
+    let mut o = json::Obj::open(&mut members);
+    let n = write(&mut o);
+    o.close();
+    Body::Scoped(members, n)
+}
+
+/// The reply to `req` from `body`, compressed or refused as `limits` say.
+fn reply<C: Borrow<Channel>>(
+    identity: &Identity,
+    req: &QueryRequest,
+    body: &Body<'_, C>,
+    now_gregorian: u64,
+    limits: Limits,
+) -> Result<Outgoing, TooLarge> {
+    let (bytes, encoding) = encode(identity, req, body, now_gregorian, limits)?;
+    let mut out = Outgoing::reply(&req.reply_to, bytes);
+    out.content_encoding = encoding;
+    Ok(out)
+}
+
+/// Decides the reply to one request. `now_gregorian` is the answer time, for
+/// `elapsed_s`. A reply over the default limits is left unanswered.
+pub fn answer(
+    reg: &Registry,
+    identity: &Identity,
+    settings: &QuerySettings,
+    req: &QueryRequest,
+    now_gregorian: u64,
+) -> Answer {
+    let Some(body) = select(reg, settings, req) else {
         return Answer {
             reply: None,
             matched: 0,
         };
     };
-    let (bytes, matched) = encode(reg, identity, req, &body, now_gregorian);
     Answer {
-        reply: Some(Outgoing::reply(&req.reply_to, bytes)),
-        matched,
+        matched: body.matched(),
+        reply: reply(identity, req, &body, now_gregorian, Limits::default()).ok(),
     }
 }
 
@@ -133,8 +191,9 @@ pub fn answer_body(
     Ok(answer(reg, identity, settings, &req, now_gregorian))
 }
 
-/// The queries queue's handler: answer under a read lock and log. Whatever
-/// happens, the request is acked once the returned replies are confirmed.
+/// The queries queue's handler: the matches are copied under the read lock
+/// (events wait only that long), the reply written after. Whatever happens,
+/// the request is acked once the returned reply is confirmed.
 pub fn handle(state: &State, msg: &Incoming) -> Outcome {
     let wire = match Wire::decode(&msg.body) {
         Ok(w) => w,
@@ -144,23 +203,40 @@ pub fn handle(state: &State, msg: &Incoming) -> Outcome {
         Ok(r) => r,
         Err(error) => return reject(msg, Some(&wire), error),
     };
-    let answer = answer(
-        &state.registry(),
-        &state.identity,
-        &state.settings.queries,
-        &req,
-        gregorian_now_secs(),
-    );
     let (account_id, call_id) = subject(&req.query);
     let api = req.query.api().request_name();
-    match answer.reply {
-        Some(reply) => {
-            debug!(api, msg_id = %req.msg_id, account_id, call_id, channels = answer.matched, reply_to = %reply.routing_key, "channel query answered");
+    if wire.app_name() == Some(APP_NAME)
+        && matches!(req.query, Query::Channels { call_id: None, .. })
+    {
+        // A starting peer seeding from ecallmgr: our registry is not what it
+        // asks for (it takes ours as a snapshot), and built into one reply it
+        // would be the largest message we could send.
+        debug!(api, msg_id = %req.msg_id, "a peer's seed request: left to ecallmgr");
+        return Outcome::default();
+    }
+    let body = {
+        let reg = state.registry();
+        select(&reg, &state.settings.queries, &req).map(Body::owned)
+    };
+    let Some(body) = body else {
+        debug!(api, msg_id = %req.msg_id, account_id, call_id, "channel query: nothing matched under Active-Only, no reply (as ecallmgr)");
+        return Outcome::default();
+    };
+    let limits = state.settings.amqp.limits();
+    let matched = body.matched();
+    let out = reply(&state.identity, &req, &body, gregorian_now_secs(), limits);
+    drop(body);
+    if matched >= RELEASE_AFTER {
+        crate::memory::release();
+    }
+    match out {
+        Ok(reply) => {
+            debug!(api, msg_id = %req.msg_id, account_id, call_id, channels = matched, reply_to = %reply.routing_key, "channel query answered");
             Outcome::publish(vec![reply], Tally::QueryAnswered)
         }
-        None => {
-            debug!(api, msg_id = %req.msg_id, account_id, call_id, "channel query: nothing matched under Active-Only, no reply (as ecallmgr)");
-            Outcome::default()
+        Err(error) => {
+            warn!(api, msg_id = %req.msg_id, app_name = wire.app_name(), account_id, call_id, raw_bytes = error.raw, compressed_bytes = error.sent, max_bytes = error.max, "reply too large for the broker even compressed; not sent (the requester times out, as with a silent ecallmgr)");
+            Outcome::silent(Tally::ReplyTooLarge)
         }
     }
 }
@@ -249,16 +325,19 @@ fn user_channels<'r>(reg: &'r Registry, q: &UserQuery, dialect: Dialect) -> Vec<
     out
 }
 
-/// The envelope keys (`Identity::stamp`, in the request's category) followed
-/// by the body, written in one pass straight from the registry's channels;
-/// and how many channels the reply holds.
-fn encode(
-    reg: &Registry,
+/// Replies of this many channels or more hand their memory back afterwards.
+const RELEASE_AFTER: usize = 10_000;
+
+/// The envelope keys (`Identity::stamp`) followed by the body, written in one
+/// pass straight from the channels, a channel at a time into a [`compress::Body`]
+/// (gzip once past the threshold, refused once past the limit).
+fn encode<C: Borrow<Channel>>(
     identity: &Identity,
     req: &QueryRequest,
-    body: &Body<'_>,
+    body: &Body<'_, C>,
     now_gregorian: u64,
-) -> (Vec<u8>, usize) {
+    limits: Limits,
+) -> Result<(Vec<u8>, Option<&'static str>), TooLarge> {
     let mut envelope = Map::new();
     identity.stamp(
         &mut envelope,
@@ -268,38 +347,47 @@ fn encode(
     );
     // Most of a reply is its channels, about 1.5 KB each; reserving is cheap
     // (untouched capacity costs no memory) and spares copying a big reply.
-    let channels = match body {
-        Body::List(c) | Body::Object(c, _) => c.len(),
-        Body::Status(_) | Body::Scoped(_) => 1,
-    };
-    let mut out = Vec::with_capacity(512 + channels * 2048);
-    serde_json::to_writer(&mut out, &envelope).expect("writing to a Vec cannot fail");
-    let mut o = json::Obj::extend(&mut out);
-    let matched = match body {
+    let mut out = compress::Body::new(limits, 512 + body.matched() * 2048);
+    serde_json::to_writer(&mut out.buf, &envelope).expect("writing to a Vec cannot fail");
+    match body {
         Body::List(channels) => {
-            lower::lower_list(o.key("Channels"), channels, now_gregorian, req.dialect);
-            channels.len()
+            json::Obj::extend(&mut out.buf).key("Channels").push(b'[');
+            for (i, ch) in channels.iter().enumerate() {
+                if i > 0 {
+                    out.buf.push(b',');
+                }
+                lower::lower(&mut out.buf, ch.borrow(), now_gregorian, req.dialect);
+                out.spill()?;
+            }
+            out.buf.extend_from_slice(b"]}");
         }
         Body::Object(channels, fields) => {
-            api::api_object(
-                o.key("Channels"),
-                channels,
-                fields,
-                now_gregorian,
-                req.dialect,
-            );
-            channels.len()
+            json::Obj::extend(&mut out.buf).key("Channels").push(b'{');
+            for (i, ch) in channels.iter().enumerate() {
+                let ch = ch.borrow();
+                if i > 0 {
+                    out.buf.push(b',');
+                }
+                json::string(&mut out.buf, &ch.uuid);
+                out.buf.push(b':');
+                api::api(&mut out.buf, ch, fields, now_gregorian, req.dialect);
+                out.spill()?;
+            }
+            out.buf.extend_from_slice(b"}}");
         }
         Body::Status(status) => {
+            let mut o = json::Obj::extend(&mut out.buf);
             status.write(&mut o);
-            usize::from(status.is_active())
+            o.close();
         }
-        Body::Scoped(Scoped::Endpoint(q)) => q.write(reg, &mut o),
-        Body::Scoped(Scoped::Count(q)) => q.write(reg, &mut o),
-        Body::Scoped(Scoped::ByKey(q)) => q.write(reg, &mut o),
-    };
-    o.close();
-    (out, matched)
+        Body::Scoped(members, _) => {
+            // `{envelope}` + `{members}` → `{envelope,members}`.
+            out.buf.pop();
+            out.buf.push(b',');
+            out.buf.extend_from_slice(&members[1..]);
+        }
+    }
+    out.finish()
 }
 
 #[cfg(test)]

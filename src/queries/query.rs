@@ -178,6 +178,8 @@ pub struct Wire {
     name: Option<Value>,
     #[serde(rename = "Msg-ID", default)]
     msg_id: Option<Value>,
+    #[serde(rename = "App-Name", default)]
+    app_name: Option<Value>,
     #[serde(rename = "Server-ID", default)]
     server_id: Option<Value>,
     #[serde(rename = "Account-ID", default)]
@@ -224,6 +226,11 @@ impl Wire {
             return Err(QueryError::Malformed("not an object".into()));
         }
         serde_json::from_slice(body).map_err(|e| QueryError::Malformed(e.to_string()))
+    }
+
+    /// Who asked (`App-Name`).
+    pub fn app_name(&self) -> Option<&str> {
+        self.app_name.as_ref().and_then(Value::as_str)
     }
 
     /// For logs, before (or without) a full parse.

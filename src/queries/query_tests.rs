@@ -426,3 +426,73 @@ fn pid_server_id_gets_deliver_to_pid() {
         vec![("Deliver-To-PID".to_owned(), "<0.5511.0>".to_owned())]
     );
 }
+
+#[tokio::test]
+async fn large_replies_go_gzip_and_too_large_ones_not_at_all() {
+    let msg = |body| Incoming {
+        routing_key: "call.status_req.acct1".into(),
+        body,
+        redelivered: false,
+    };
+    let ask = || {
+        msg(request(
+            "query_account_channels_req",
+            json!({"Account-ID": "acct1"}),
+        ))
+    };
+    let with = |max: usize, above: usize| {
+        let mut s = crate::config::Settings::defaults();
+        (s.amqp.max_message_bytes, s.amqp.compress_above_bytes) = (max, above);
+        let state = State::new(s);
+        *state.registry.write().unwrap() = registry();
+        state
+    };
+    let plain = handle(&with(1 << 20, 1 << 19), &ask());
+    assert_eq!(plain.publish[0].content_encoding, None);
+
+    let out = handle(&with(1 << 20, 100), &ask());
+    assert_eq!(out.tally, Tally::QueryAnswered);
+    let reply = &out.publish[0];
+    assert_eq!(reply.content_encoding, Some("gzip"));
+    let body =
+        crate::kapi::compress::decode(reply.body.clone(), reply.content_encoding, 1 << 20).unwrap();
+    let mut v: Value = serde_json::from_slice(&body).unwrap();
+    let mut p: Value = serde_json::from_slice(&plain.publish[0].body).unwrap();
+    (v["Node"], p["Node"]) = (json!("n"), json!("n"));
+    assert!(v == p, "the same reply, compressed");
+    schemas()
+        .validate("kapi.call.query_account_channels_resp", &v, "")
+        .unwrap();
+
+    let refused = handle(&with(300, 100), &ask());
+    assert_eq!(
+        (refused.publish.len(), refused.tally),
+        (0, Tally::ReplyTooLarge)
+    );
+}
+
+#[tokio::test]
+async fn a_peers_seed_request_is_left_to_ecallmgr() {
+    let state = State::new(crate::config::Settings::defaults());
+    *state.registry.write().unwrap() = registry();
+    let mut v: Value = serde_json::from_slice(&request(
+        "query_channels_req",
+        json!({"Fields": "all", "Active-Only": false}),
+    ))
+    .unwrap();
+    let asked = |v: &Value| {
+        handle(
+            &state,
+            &Incoming {
+                routing_key: "call.status_req.channels".into(),
+                body: serde_json::to_vec(v).unwrap(),
+                redelivered: false,
+            },
+        )
+    };
+    assert_eq!(asked(&v).publish.len(), 1, "jonny5's is answered");
+    v["App-Name"] = json!("kazoo-channels");
+    assert_eq!(asked(&v).publish.len(), 0, "a peer's is not");
+    v["Call-ID"] = json!(ALICE.call_id);
+    assert_eq!(asked(&v).publish.len(), 1, "a peer asking for one call is");
+}

@@ -150,51 +150,85 @@ const COPIED: [usize; 4] = [FETCH_ID, BRIDGE_ID, INTERACTION_ID, PRESENCE_ID];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 /// A channel with every field a value of its own: the form snapshots carry and
-/// seeding builds, converted to and from [`Channel`].
+/// seeding builds, converted to and from [`Channel`]. Unknown values are left
+/// out of its JSON, which a snapshot carries for every channel.
 pub struct ChannelRecord {
     pub uuid: Text,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_billing: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reseller_id: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reseller_billing: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorizing_id: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorizing_type: Option<Text>,
     pub channel_authorized: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetch_id: Option<Text>,
     /// Defaults to the channel's own uuid when the CCVs carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge_id: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callflow_id: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interaction_id: Option<Text>,
     pub precedence: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence_id: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<Text>,
     pub answered: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_leg: Option<Text>,
     pub is_onhold: bool,
     pub is_loopback: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loopback_leg_name: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loopback_other_leg: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_tag: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_tag: Option<Text>,
     /// FreeSWITCH node name; reported as both `node` and `switch_nodename`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switch_hostname: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switch_url: Option<Text>,
     /// Gregorian seconds when the channel was created.
     pub timestamp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_id_name: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_id_number: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callee_id_name: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callee_id_number: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Text>,
     /// The objects as received, values shared (see [`Vars`]); only ever echoed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_channel_vars: Option<Vars>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_application_vars: Option<Vars>,
     /// Event time (Unix µs) of the newest event applied to each aspect, so a late,
     /// older event cannot undo a newer one.

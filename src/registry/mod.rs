@@ -96,6 +96,12 @@ impl Registry {
         self.channels.find(call_id).map(|id| self.channels.get(id))
     }
 
+    /// The channels from slab slot `from` on, with their slots (see
+    /// `Channels::slots_from`): how a snapshot resumes after releasing the lock.
+    pub fn slots_from(&self, from: usize) -> impl Iterator<Item = (usize, &Channel)> {
+        self.channels.slots_from(from)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Channel> {
         self.channels.iter()
     }

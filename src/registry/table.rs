@@ -86,6 +86,16 @@ impl Channels {
             .expect("a held channel is removed once")
     }
 
+    /// The channels from slot `from` on, with their slots, in slab order: a
+    /// snapshot reads the slab a part at a time, releasing the lock between.
+    pub fn slots_from(&self, from: usize) -> impl Iterator<Item = (usize, &Channel)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .skip(from)
+            .filter_map(|(i, s)| s.as_ref().map(|c| (i, c)))
+    }
+
     /// Every channel, in slab order.
     pub fn iter(&self) -> impl Iterator<Item = &Channel> {
         self.slots.iter().flatten()

@@ -70,8 +70,14 @@ pub fn rabbitmqctl(args: &[&str]) {
 impl TestVhost {
     /// A vhost for one test, which may take at most [`TEST_LIMIT`].
     pub fn new(test: &str) -> Self {
+        Self::watched(test, TEST_LIMIT)
+    }
+
+    /// A vhost for a test that may take at most `limit` (the scale tests fill
+    /// registries of hundreds of thousands of channels first).
+    pub fn watched(test: &str, limit: Duration) -> Self {
         let mut vh = Self::unwatched(test);
-        vh._watchdog = Some(watchdog(test));
+        vh._watchdog = Some(watchdog(test, limit));
         vh
     }
 
@@ -230,17 +236,17 @@ impl TestVhost {
 /// the test, so the run goes red at once.
 const TEST_LIMIT: Duration = Duration::from_secs(180);
 
-fn watchdog(test: &str) -> std::sync::mpsc::Sender<()> {
+fn watchdog(test: &str, limit: Duration) -> std::sync::mpsc::Sender<()> {
     let (done, finished) = std::sync::mpsc::channel::<()>();
     let test = test.to_owned();
     std::thread::spawn(move || {
         // Nothing is ever sent: the sender's drop ends the wait early.
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(TEST_LIMIT) {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
             // Straight to stderr: eprintln! would be captured with the test's output, and lost.
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),
-                "the test on vhost kc-test-{test}-… is still running after {TEST_LIMIT:?}: aborting"
+                "the test on vhost kc-test-{test}-… is still running after {limit:?}: aborting"
             );
             std::process::exit(101);
         }
