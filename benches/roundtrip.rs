@@ -139,6 +139,7 @@ fn main() {
             q.bindings = vec![BindingDef {
                 exchange: exchange.into(),
                 routing_key: routing_key.into(),
+                passive_exchange: false,
             }];
             q
         };

@@ -207,6 +207,9 @@ pub struct QuerySettings {
     /// its arrival) is dropped unanswered: its requester gave up (Crossbar
     /// waits 2 s).
     pub request_deadline_ms: u64,
+    /// Seconds between passive checks for Kazoo 5.1+'s `channels` exchange
+    /// (the query queue is bound to it once it exists; WIRE-5.md §1).
+    pub kazoo5_check_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,6 +272,7 @@ tombstone_secs = 120
 [queries]
 system_wide_listing = false
 request_deadline_ms = 2000
+kazoo5_check_secs = 60
 
 [cluster]
 snapshot_timeout_ms = 2000
@@ -359,6 +363,9 @@ impl Settings {
         }
         if self.cluster.max_warmup_reply_bytes == 0 {
             return invalid("cluster.max_warmup_reply_bytes", "must be at least 1");
+        }
+        if self.queries.kazoo5_check_secs == 0 {
+            return invalid("queries.kazoo5_check_secs", "must be at least 1");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid("log.format", "must be \"text\" or \"json\"");

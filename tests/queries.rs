@@ -207,19 +207,6 @@ impl Device {
     }
 }
 
-async fn until_answered(w: &WorkerHandle, calls: &[&str]) {
-    assert!(
-        eventually(WAIT, || {
-            let reg = w.registry();
-            calls
-                .iter()
-                .all(|c| reg.get(c).is_some_and(|ch| ch.answered))
-        })
-        .await,
-        "calls not in the registry: {calls:?}"
-    );
-}
-
 /// A private vhost, a worker on it and a requester named `app`.
 async fn start(vhost: &str, app: &str) -> (TestVhost, WorkerHandle, BusClient) {
     let vh = TestVhost::new(vhost);
@@ -231,16 +218,6 @@ async fn start(vhost: &str, app: &str) -> (TestVhost, WorkerHandle, BusClient) {
 async fn stop(c: BusClient, w: WorkerHandle) {
     c.close().await;
     w.shutdown().await;
-}
-
-async fn cli(vh: &TestVhost, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"))
-        .args(args)
-        .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
-        .env_remove("KAZOO_CHANNELS_CONFIG")
-        .output()
-        .await
-        .expect("the CLI runs")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 //! [`state`], which sits below them.
 
 pub mod deadline;
+mod exchange_watch;
 pub mod housekeeping;
 pub mod routes;
 pub mod state;

@@ -23,6 +23,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::exchange_watch::ExchangeWatch;
 use super::housekeeping;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
 use super::state::{BrokerView, LinkChange, State};
@@ -377,6 +378,10 @@ async fn session(
     let lost = !bus.queue_exists(&events_queue.name).await?
         && (state.settings.amqp.brokers == BrokerMode::Failover || !first_here);
     bus.declare(&state.topology).await?;
+    // Kazoo 5.1+'s `channels` exchange: bound once it exists, checked again
+    // while the session lives.
+    let mut exchange = ExchangeWatch::default();
+    exchange.check(state, &bus).await?;
     let counted = state.clone();
     let on_error = Box::new(move || Stats::inc(&counted.stats.channel_errors));
     let publisher = bus.publisher(COMMANDS_AT_ONCE, on_error).await?;
@@ -470,6 +475,10 @@ async fn session(
             tokio::select! {
                 end = consumers.join_next() => return joined(end),
                 end = requests.join_next(), if !requests.is_empty() => return joined(end),
+                failed = exchange.run(state, &bus) => match failed {
+                    Err(e) => return Err(e.into()),
+                    Ok(never) => match never {},
+                },
                 notice = blocked_notices.next() => match notice {
                     Some(LinkEvent::Blocked(reason)) if !blocked => {
                         blocked = true;

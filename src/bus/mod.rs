@@ -5,6 +5,7 @@
 
 pub mod broker;
 mod consume;
+mod optional;
 mod pool;
 mod publisher;
 pub mod requester;
@@ -21,6 +22,7 @@ use thiserror::Error;
 
 pub use broker::{Broker, BrokerError};
 pub use consume::{Consume, Handler, HandlerFuture, ServeEnd, consumer};
+pub use optional::Found;
 pub use pool::ClientPool;
 pub use publisher::BusPublisher;
 pub use requester::{BusClient, Collect, Replies};
@@ -170,17 +172,23 @@ pub async fn declare_queue(channel: &Channel, q: &topology::QueueDef) -> Result<
     channel
         .queue_declare(q.name.as_str().into(), opts, field_table(&q.arguments))
         .await?;
-    for b in &q.bindings {
-        channel
-            .queue_bind(
-                q.name.as_str().into(),
-                b.exchange.as_str().into(),
-                b.routing_key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+    // Bindings to an exchange that is not ours wait for a passive check.
+    for b in q.bindings.iter().filter(|b| !b.passive_exchange) {
+        bind(channel, &q.name, b).await?;
     }
+    Ok(())
+}
+
+async fn bind(channel: &Channel, queue: &str, b: &topology::BindingDef) -> Result<(), BusError> {
+    channel
+        .queue_bind(
+            queue.into(),
+            b.exchange.as_str().into(),
+            b.routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     Ok(())
 }
 
@@ -200,7 +208,7 @@ pub async fn queue_exists(conn: &Connection, name: &str) -> Result<bool, BusErro
             close_channel(&ch).await;
             Ok(true)
         }
-        Err(e) if e.to_string().contains("NOT_FOUND") || e.to_string().contains("404") => Ok(false),
+        Err(e) if optional::is_not_found(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

@@ -10,7 +10,7 @@ use lapin::{Connection, Event};
 use tokio_util::sync::CancellationToken;
 
 use super::consume::{Consume, Handler, ServeEnd, consumer};
-use super::{Broker, BusError, BusPublisher, Topology, close_channel, close_connection};
+use super::{Broker, BusError, BusPublisher, Found, Topology, close_channel, close_connection};
 
 /// What the broker tells a session about its connection, beside deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,21 @@ impl Session {
         let declared = super::declare(&setup, topology).await;
         close_channel(&setup).await;
         declared
+    }
+
+    /// Binds each binding to an exchange that is not ours (Kazoo 5.1+'s
+    /// `channels`) where the exchange exists now, checked passively on a
+    /// throwaway channel: (exchange, what the check found).
+    pub async fn bind_passive(
+        &self,
+        topology: &Topology,
+    ) -> Result<Vec<(String, Found)>, BusError> {
+        let mut out = Vec::new();
+        for (queue, exchange) in topology.passive_bindings() {
+            let found = super::optional::bind_if_present(&self.conn, queue, exchange).await?;
+            out.push((exchange.to_owned(), found));
+        }
+        Ok(out)
     }
 
     /// A publisher on this session with `mandatory_channels` channels for

@@ -27,6 +27,10 @@ pub struct ExchangeDef {
 pub struct BindingDef {
     pub exchange: String,
     pub routing_key: String,
+    /// The exchange is someone else's (Kazoo 5.1+'s `channels`): never
+    /// declared, checked passively and bound when present (`bus::optional`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passive_exchange: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -82,6 +86,22 @@ impl Topology {
         self.queues.iter().find(|q| q.role == role)
     }
 
+    /// (queue, exchange) of every binding to an exchange we never declare.
+    pub fn passive_bindings(&self) -> Vec<(&QueueDef, &str)> {
+        let mut out: Vec<(&QueueDef, &str)> = Vec::new();
+        for q in &self.queues {
+            for b in q.bindings.iter().filter(|b| b.passive_exchange) {
+                if !out
+                    .iter()
+                    .any(|(oq, ex)| oq.name == q.name && *ex == b.exchange)
+                {
+                    out.push((q, b.exchange.as_str()));
+                }
+            }
+        }
+        out
+    }
+
     /// RabbitMQ's `definitions.json` format (importable with `rabbitmqctl
     /// import_definitions` or the management UI).
     pub fn to_definitions(&self, vhost: &str) -> Value {
@@ -95,7 +115,9 @@ impl Topology {
                 "name": q.name, "vhost": vhost, "durable": q.durable,
                 "auto_delete": q.auto_delete, "arguments": q.arguments,
             })).collect::<Vec<_>>(),
-            "bindings": self.queues.iter().flat_map(|q| q.bindings.iter().map(move |b| json!({
+            // A binding to an exchange we never declare would fail the import
+            // on a broker without it.
+            "bindings": self.queues.iter().flat_map(|q| q.bindings.iter().filter(|b| !b.passive_exchange).map(move |b| json!({
                 "source": b.exchange, "vhost": vhost, "destination": q.name,
                 "destination_type": "queue", "routing_key": b.routing_key, "arguments": {},
             }))).collect::<Vec<_>>(),
@@ -158,21 +180,39 @@ mod tests {
         assert!(!q.exclusive && !q.auto_delete);
         // Crossbar waits 2 s (kz_amqp_worker's default); nothing older is answered.
         assert_eq!(q.arguments["x-message-ttl"], 2000);
-        assert_eq!(q.bindings.len(), 1);
+        let keys: Vec<(&str, &str, bool)> = q
+            .bindings
+            .iter()
+            .map(|b| {
+                (
+                    b.exchange.as_str(),
+                    b.routing_key.as_str(),
+                    b.passive_exchange,
+                )
+            })
+            .collect();
         assert_eq!(
-            (
-                q.bindings[0].exchange.as_str(),
-                q.bindings[0].routing_key.as_str()
-            ),
-            ("callevt", "call.status_req.*")
+            keys,
+            [
+                ("callevt", "call.status_req.*", false),
+                // Kazoo 5.1+'s (WIRE-5.md §1): never declared by us.
+                ("channels", "query.status", true),
+            ]
         );
+        assert!(!a.exchanges.iter().any(|e| e.name == "channels"));
+        assert_eq!(a.passive_bindings().len(), 1);
     }
 
     #[test]
     fn definitions_list_every_binding() {
         let t = Topology::for_instance("i1");
         let d = t.to_definitions("/");
-        let n: usize = t.queues.iter().map(|q| q.bindings.len()).sum();
+        let n: usize = t
+            .queues
+            .iter()
+            .flat_map(|q| &q.bindings)
+            .filter(|b| !b.passive_exchange)
+            .count();
         assert_eq!(d["bindings"].as_array().unwrap().len(), n);
         assert_eq!(d["exchanges"].as_array().unwrap().len(), t.exchanges.len());
     }

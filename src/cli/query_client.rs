@@ -2,6 +2,7 @@
 //! for device lookups, Kazoo's own apps) sends, and collects replies as Crossbar
 //! does: a private reply queue bound to `targeted`, a fresh `Msg-ID`, replies
 //! gathered until the timeout, channels merged and de-duplicated by `uuid`.
+//! `--dialect 5` sends what Kazoo 5.1+ sends (WIRE-5.md §1).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use serde_json::Value;
 use super::render::render;
 use crate::bus::{BusClient, BusError, Collect};
 use crate::config::Settings;
+use crate::kapi::Dialect;
 use crate::kapi::asks::{self, Ask};
 use crate::kapi::time::UNIX_EPOCH_GREGORIAN_SECS;
 
@@ -32,6 +34,54 @@ pub struct QueryArgs {
     /// Print the raw replies as a JSON array instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Which Kazoo to speak as: 4 (4.3/5.0: `call_event` on `callevt`) or 5
+    /// (5.1+: `channel` on `channels`, routing key `query.status`).
+    #[arg(long, global = true, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=5))]
+    pub dialect: u8,
+}
+
+impl QueryArgs {
+    pub fn dialect(&self) -> Dialect {
+        if self.dialect == 5 {
+            Dialect::Kazoo5
+        } else {
+            Dialect::Kazoo4
+        }
+    }
+}
+
+/// The ids a Kazoo 5.x `count_req` / `channels_req` selects by.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Selectors {
+    /// `Device-ID`: channels it authorized (`channels`: `ID@ACCOUNT_ID`).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// `Endpoint-ID`: channels it authorized or owns.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// `Owner-ID`: channels it owns.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// `User-ID`: as `--owner`.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only channels of this direction (`inbound`, `outbound`).
+    #[arg(long)]
+    pub direction: Option<String>,
+}
+
+impl Selectors {
+    fn ids(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("Device-ID", &self.device),
+            ("Endpoint-ID", &self.endpoint),
+            ("Owner-ID", &self.owner),
+            ("User-ID", &self.user),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -53,6 +103,34 @@ pub enum QueryKind {
     Channel { call_id: String },
     /// Whether a call is up, as callflow's `channel_status_req` asks.
     Status { call_id: String },
+    /// [5.x] The call ids of an endpoint's channels in an account
+    /// (`query_endpoint_channels_req`), or with `--count-only` how many.
+    Endpoint {
+        account_id: String,
+        endpoint_id: String,
+        #[arg(long)]
+        direction: Option<String>,
+        #[arg(long)]
+        count_only: bool,
+    },
+    /// [5.x] How many channels an account has, and of them each given id's (`count_req`).
+    Count {
+        account_id: String,
+        #[command(flatten)]
+        by: Selectors,
+    },
+    /// [5.x] The channels of an account and of each given `ID@ACCOUNT_ID`
+    /// (`channels_req`), with ecallmgr's record fields.
+    Channels {
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        by: Selectors,
+        /// A `#channel` record field to return (repeat); default ecallmgr's
+        /// switch_url, is_onhold, destination, other_leg.
+        #[arg(long = "field")]
+        fields: Vec<String>,
+    },
 }
 
 /// One request, as the Kazoo app that makes it sends it.
@@ -64,8 +142,14 @@ pub struct Outbound {
 }
 
 impl QueryKind {
-    /// What Kazoo sends for this lookup (WIRE.md §3.1–§3.4).
-    pub fn outbound(&self) -> Outbound {
+    /// What `dialect`'s Kazoo sends for this lookup (WIRE.md §3.1–§3.4, WIRE-5.md).
+    pub fn outbound(&self, dialect: Dialect) -> Outbound {
+        let mut out = self.outbound4();
+        out.ask = asks::in_dialect(out.ask, dialect);
+        out
+    }
+
+    fn outbound4(&self) -> Outbound {
         let list = |ask| Outbound {
             ask,
             first_reply_wins: false,
@@ -80,6 +164,39 @@ impl QueryKind {
                 first_reply_wins: true,
             },
             QueryKind::Status { call_id } => list(asks::channel_status(call_id, None)),
+            QueryKind::Endpoint {
+                account_id,
+                endpoint_id,
+                direction,
+                count_only,
+            } => list(asks::endpoint_channels(
+                account_id,
+                endpoint_id,
+                direction.as_deref(),
+                *count_only,
+            )),
+            QueryKind::Count { account_id, by } => list(asks::scoped(
+                "count_req",
+                Some(account_id),
+                &by.ids(),
+                by.direction.as_deref(),
+            )),
+            QueryKind::Channels {
+                account,
+                by,
+                fields,
+            } => {
+                let mut ask = asks::scoped(
+                    "channels_req",
+                    account.as_deref(),
+                    &by.ids(),
+                    by.direction.as_deref(),
+                );
+                if !fields.is_empty() {
+                    ask.body.insert("Fields".into(), fields.clone().into());
+                }
+                list(ask)
+            }
         }
     }
 }
@@ -218,6 +335,9 @@ pub fn table(kind: &QueryKind, replies: &[Value]) -> String {
                 .collect();
             render(&headers, &rows)
         }
+        QueryKind::Endpoint { .. } | QueryKind::Count { .. } | QueryKind::Channels { .. } => {
+            scoped_table(kind, replies)
+        }
         QueryKind::Channel { call_id } => {
             let rows: Vec<Vec<String>> = replies
                 .iter()
@@ -234,11 +354,75 @@ pub fn table(kind: &QueryKind, replies: &[Value]) -> String {
     }
 }
 
+/// One row per responder (`endpoint`, `count`), or per channel (`channels`).
+fn scoped_table(kind: &QueryKind, replies: &[Value]) -> String {
+    let node = |r: &Value| cell(r.get("Node"));
+    match kind {
+        QueryKind::Count { .. } => {
+            let keys = ["account", "device", "endpoint", "owner", "user"];
+            let rows: Vec<Vec<String>> = replies
+                .iter()
+                .map(|r| {
+                    let mut row = vec![node(r)];
+                    row.extend(keys.iter().map(|k| cell(r["Count"].get(*k))));
+                    row
+                })
+                .collect();
+            render(
+                &[
+                    "answered_by",
+                    "account",
+                    "device",
+                    "endpoint",
+                    "owner",
+                    "user",
+                ],
+                &rows,
+            )
+        }
+        QueryKind::Channels { .. } => {
+            let mut rows = Vec::new();
+            for r in replies {
+                let Some(by) = r.get("Channels").and_then(Value::as_object) else {
+                    continue;
+                };
+                for (key, channels) in by {
+                    for (id, ch) in channels.as_object().into_iter().flatten() {
+                        rows.push(vec![node(r), key.clone(), id.clone(), ch.to_string()]);
+                    }
+                }
+            }
+            render(&["answered_by", "key", "call_id", "fields"], &rows)
+        }
+        _ => {
+            let rows: Vec<Vec<String>> = replies
+                .iter()
+                .map(|r| {
+                    let channels = r["Channels"].as_array().map(|c| {
+                        c.iter()
+                            .map(|id| cell(Some(id)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    });
+                    let count = r.get("Count").map(|c| c.to_string());
+                    let n = count.or_else(|| r["Channels"].as_array().map(|c| c.len().to_string()));
+                    vec![
+                        node(r),
+                        cell(n.map(Value::String).as_ref()),
+                        channels.unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            render(&["answered_by", "count", "channels"], &rows)
+        }
+    }
+}
+
 /// Runs `kazoo-channels query …`: 0 when answered, 1 when nothing answered, 2 on
 /// a broker error.
 pub async fn main(settings: &Settings, args: &QueryArgs) -> ExitCode {
     let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
-    let out = args.what.outbound();
+    let out = args.what.outbound(args.dialect());
     let client = async { BusClient::connect_first(&settings.brokers()?, APP_NAME).await };
     let replies = match client.await {
         Ok(client) => {
@@ -284,15 +468,29 @@ mod tests {
         let o = QueryKind::Channel {
             call_id: "a@b.c".into(),
         }
-        .outbound();
+        .outbound(Dialect::Kazoo4);
         assert!(o.first_reply_wins);
         assert_eq!(o.ask, asks::channel("a@b.c"));
         let o = QueryKind::Device {
             auth_id: "d".into(),
         }
-        .outbound();
+        .outbound(Dialect::Kazoo4);
         assert!(!o.first_reply_wins);
         assert_eq!(o.ask, asks::device_channels("d"));
+        let o = QueryKind::Channels {
+            account: None,
+            by: Selectors {
+                device: Some("d@a".into()),
+                ..Default::default()
+            },
+            fields: vec!["uuid".into()],
+        }
+        .outbound(Dialect::Kazoo5);
+        assert_eq!((o.ask.exchange, o.ask.category), ("channels", "channel"));
+        assert_eq!(
+            Value::Object(o.ask.body),
+            json!({"Device-ID": "d@a", "Fields": ["uuid"]})
+        );
     }
 
     #[test]

@@ -12,13 +12,14 @@ use serde_json::value::RawValue;
 
 use super::json::Obj;
 use super::{elapsed, text};
-use crate::kapi::lenient;
+use crate::kapi::{Dialect, lenient};
 use crate::registry::Channel;
 use crate::registry::Text;
 use crate::registry::channel::{
     ChannelRecord, DEFAULT_CONTEXT, DEFAULT_DIALPLAN, DEFAULT_PRECEDENCE, DEFAULT_PROFILE, Seqs,
 };
 use crate::registry::intern::{Interner, Vars};
+use crate::registry::recording::Recordings;
 
 /// `Fields` of `query_channels_req` (WIRE.md §3.3): which keys of this form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +58,8 @@ enum Val<'a> {
     Int(i64),
     Uint(u64),
     Vars(&'a Vars),
+    Recordings(&'a Recordings),
+    Text(std::borrow::Cow<'a, str>),
 }
 
 impl Val<'_> {
@@ -67,6 +70,8 @@ impl Val<'_> {
             Val::Int(v) => o.int(key, v),
             Val::Uint(v) => o.uint(key, v),
             Val::Vars(v) => v.write(o.key(key)),
+            Val::Recordings(r) => r.write(o.key(key)),
+            Val::Text(ref v) => o.str(key, v),
         }
     }
 }
@@ -130,11 +135,26 @@ fn api_entries(ch: &Channel, now_gregorian: u64) -> [(&'static str, Option<Val<'
     ]
 }
 
-/// The capitalised channel object (§4.2), restricted to `fields`.
-pub fn api(out: &mut Vec<u8>, ch: &Channel, fields: &Fields, now_gregorian: u64) {
+/// The keys Kazoo 5.x's `to_api_props/1` adds (WIRE-5.md §3), when known.
+fn api_entries5(ch: &Channel) -> [(&'static str, Option<Val<'_>>); 4] {
+    [
+        ("Custom-SIP-Headers", ch.sip_headers().map(Val::Vars)),
+        ("Custom-AUTH-Headers", ch.auth_headers().map(Val::Vars)),
+        ("Request", ch.request().map(Val::Text)),
+        ("Recording-Status", ch.recordings().map(Val::Recordings)),
+    ]
+}
+
+/// The capitalised channel object (§4.2), restricted to `fields`, in the form
+/// of `dialect`'s ecallmgr.
+pub fn api(out: &mut Vec<u8>, ch: &Channel, fields: &Fields, now_gregorian: u64, dialect: Dialect) {
     let mut o = Obj::open(out);
     if *fields != Fields::Nothing {
-        for (key, value) in api_entries(ch, now_gregorian) {
+        let five = (dialect == Dialect::Kazoo5).then(|| api_entries5(ch));
+        for (key, value) in api_entries(ch, now_gregorian)
+            .into_iter()
+            .chain(five.into_iter().flatten())
+        {
             if let Some(value) = value
                 && fields.wants(key)
             {
@@ -146,10 +166,16 @@ pub fn api(out: &mut Vec<u8>, ch: &Channel, fields: &Fields, now_gregorian: u64)
 }
 
 /// `query_channels_resp`'s `Channels`: an object keyed by call id.
-pub fn api_object(out: &mut Vec<u8>, channels: &[&Channel], fields: &Fields, now_gregorian: u64) {
+pub fn api_object(
+    out: &mut Vec<u8>,
+    channels: &[&Channel],
+    fields: &Fields,
+    now_gregorian: u64,
+    dialect: Dialect,
+) {
     let mut o = Obj::open(out);
     for ch in channels {
-        api(o.data_key(&ch.uuid), ch, fields, now_gregorian);
+        api(o.data_key(&ch.uuid), ch, fields, now_gregorian, dialect);
     }
     o.close();
 }
@@ -157,23 +183,57 @@ pub fn api_object(out: &mut Vec<u8>, channels: &[&Channel], fields: &Fields, now
 /// What ecallmgr says for a call it does not have.
 pub const NO_NODE: &str = "no node found with channel";
 
-/// The keys of `channel_status_resp` besides the envelope (§3.4).
+/// The keys of `channel_status_resp` besides the envelope (§3.4; WIRE-5.md §2).
 #[derive(Debug, Clone, Copy)]
 pub enum Status<'a, C = &'a Channel> {
     Active(C),
+    /// [5.x, `channel` category] [`Status::Active`]'s keys, `Custom-SIP-Headers`
+    /// and `Custom-AUTH-Headers` always (`{}` when none, as ecallmgr 5.x), and
+    /// `Answered`, one of `kapi_call:channel_status_extended_headers()`
+    /// (Kamailio 5.x reads it beside `Other-Leg-Call-ID`).
+    Active5(C),
+    /// [5.x] `Channel-Record: true`: only `Call-ID`, `Status` and the whole
+    /// capitalised channel, at this Gregorian time.
+    Record(C, u64),
     /// Unknown call: its id.
     Terminated(&'a str),
 }
 
 impl<C> Status<'_, C> {
     pub fn is_active(&self) -> bool {
-        matches!(self, Status::Active(_))
+        !matches!(self, Status::Terminated(_))
     }
 }
 
 impl<C: std::borrow::Borrow<Channel>> Status<'_, C> {
     pub fn write(&self, o: &mut Obj<'_>) {
         match self {
+            Status::Record(ch, now_gregorian) => {
+                let ch = ch.borrow();
+                o.str("Call-ID", &ch.uuid);
+                o.str("Status", "active");
+                api(
+                    o.key("Channel-Record"),
+                    ch,
+                    &Fields::All,
+                    *now_gregorian,
+                    Dialect::Kazoo5,
+                );
+            }
+            Status::Active5(ch) => {
+                let ch = ch.borrow();
+                Status::Active(ch).write(o);
+                for (key, vars) in [
+                    ("Custom-SIP-Headers", ch.sip_headers()),
+                    ("Custom-AUTH-Headers", ch.auth_headers()),
+                ] {
+                    match vars {
+                        Some(v) => v.write(o.key(key)),
+                        None => o.key(key).extend_from_slice(b"{}"),
+                    }
+                }
+                o.bool("Answered", ch.answered);
+            }
             Status::Active(ch) => {
                 let ch = ch.borrow();
                 // ecallmgr takes the host from the node name (`freeswitch@HOST`).
@@ -344,6 +404,12 @@ struct ApiChannel {
     ccv: Option<Box<RawValue>>,
     #[serde(rename = "Custom-Application-Vars", default)]
     cav: Option<Box<RawValue>>,
+    #[serde(rename = "Request", default, deserialize_with = "lenient::string")]
+    request: Option<String>,
+    #[serde(rename = "Custom-SIP-Headers", default)]
+    csh: Option<Box<RawValue>>,
+    #[serde(rename = "Custom-AUTH-Headers", default)]
+    cah: Option<Box<RawValue>>,
 }
 
 fn t(s: Option<String>) -> Option<Text> {
@@ -411,6 +477,10 @@ pub fn read(call_id: &str, value: &Value) -> Option<Channel> {
         custom_channel_vars: object(a.ccv),
         custom_application_vars: object(a.cav),
         seq: Seqs::default(),
+        request: t(a.request),
+        sip_headers: object(a.csh),
+        auth_headers: object(a.cah),
+        recordings: Default::default(),
     }
     .into();
     Some(ch)
@@ -427,7 +497,7 @@ mod tests {
     fn capitalised_channel_follows_fields() {
         let ch = channel();
         let now = ch.timestamp + 7;
-        let all = written(|o| api(o, &ch, &Fields::All, now));
+        let all = written(|o| api(o, &ch, &Fields::All, now, Dialect::Kazoo4));
         assert_eq!(all["Call-ID"], "a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91");
         assert_eq!(all["Media-Node"], "freeswitch@fs1.example.com");
         assert_eq!(all["Elapsed-Seconds"], 7);
@@ -438,12 +508,12 @@ mod tests {
             "Other-Leg-Call-ID".into(),
             "Nope".into(),
         ]);
-        let some = written(|o| api(o, &ch, &only, now));
+        let some = written(|o| api(o, &ch, &only, now, Dialect::Kazoo4));
         assert_eq!(
             some,
             json!({"Account-ID": "3a1b2c3d4e5f60718293a4b5c6d7e8f9"})
         );
-        let none = written(|o| api_object(o, &[&ch], &Fields::Nothing, now));
+        let none = written(|o| api_object(o, &[&ch], &Fields::Nothing, now, Dialect::Kazoo4));
         assert_eq!(none, json!({"a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91": {}}));
     }
 

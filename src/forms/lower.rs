@@ -5,6 +5,7 @@
 
 use super::json;
 use super::{elapsed, text};
+use crate::kapi::Dialect;
 use crate::registry::Channel;
 use crate::registry::channel::{DEFAULT_CONTEXT, DEFAULT_DIALPLAN, DEFAULT_PROFILE};
 
@@ -38,8 +39,9 @@ macro_rules! members {
 }
 
 /// The lower-case channel object of account, user and auth-id replies (§4.1),
-/// keys in the order of that table.
-pub fn lower(out: &mut Vec<u8>, ch: &Channel, now_gregorian: u64) {
+/// keys in the order of that table; in Kazoo 5.x's form (`dialect`) also the
+/// keys 5.x's `to_props/1` adds, when known (WIRE-5.md §3).
+pub fn lower(out: &mut Vec<u8>, ch: &Channel, now_gregorian: u64, dialect: Dialect) {
     out.extend_from_slice(b"{\"uuid\":");
     json::string(out, &ch.uuid);
     members! { out;
@@ -102,18 +104,26 @@ pub fn lower(out: &mut Vec<u8>, ch: &Channel, now_gregorian: u64) {
         str "callee_id_name" => ch.callee_id_name();
         str "callee_id_number" => ch.callee_id_number();
     }
+    if dialect == Dialect::Kazoo5 {
+        members! { out;
+            vars "custom_sip_headers" => ch.sip_headers();
+            vars "custom_auth_headers" => ch.auth_headers();
+            str "request" => ch.request().as_deref();
+            vars "recording_status" => ch.recordings();
+        }
+    }
     out.push(b'}');
 }
 
 /// A JSON array of [`lower`] objects.
-pub fn lower_list(out: &mut Vec<u8>, channels: &[&Channel], now_gregorian: u64) {
+pub fn lower_list(out: &mut Vec<u8>, channels: &[&Channel], now_gregorian: u64, dialect: Dialect) {
     out.push(b'[');
     for (i, ch) in channels.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         let at = out.len();
-        lower(out, ch, now_gregorian);
+        lower(out, ch, now_gregorian, dialect);
         if i == 0 {
             // One allocation for the whole reply, sized from the first channel:
             // grown by doubling, each step is a large allocation that makes
@@ -133,7 +143,7 @@ mod tests {
     #[test]
     fn lower_case_channel_has_section_4_1_keys_and_values() {
         let ch = channel();
-        let v = written(|o| lower(o, &ch, ch.timestamp + 42));
+        let v = written(|o| lower(o, &ch, ch.timestamp + 42, Dialect::Kazoo4));
         assert_eq!(v["uuid"], "a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91");
         assert_eq!(v["answered"], true);
         assert_eq!(v["timestamp"], 63_869_600_003u64);

@@ -1,13 +1,15 @@
 //! The channel on the wire, one file per form, each read and written from one
 //! key table: [`lower`] (WIRE.md §4.1, the list replies), [`api`] (§4.2 and
 //! §3.4, `query_channels_resp` and `channel_status_resp`, and what seeding
-//! reads back), and [`json`], the writer both use. A new channel field touches
+//! reads back), [`record`] (ecallmgr 5.x's `#channel` record names, what
+//! `channels_req` answers), and [`json`], the writer all use. A new channel field touches
 //! the event decoder (`kapi/event.rs`), the registry's channel
 //! (`registry/channel.rs`) and the table of each form that shows it.
 
 pub mod api;
 pub mod json;
 pub mod lower;
+pub mod record;
 
 use crate::registry::{Channel, Text};
 

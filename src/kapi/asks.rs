@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::dialect::{Dialect, QUERY_STATUS};
 use super::encode;
 use super::exchanges::{CALLCTL, CALLEVT};
 
@@ -134,6 +135,69 @@ pub fn channel_status(call_id: &str, active_only: Option<bool>) -> Ask {
     ask
 }
 
+/// [5.x] The channels of an endpoint (device or user) in an account, or how many.
+pub fn endpoint_channels(
+    account_id: &str,
+    endpoint_id: &str,
+    direction: Option<&str>,
+    count_only: bool,
+) -> Ask {
+    let mut ask = query(
+        "query_endpoint_channels_req",
+        status_req_key(account_id),
+        json!({"Account-ID": account_id, "Endpoint-ID": endpoint_id}),
+    );
+    if let Some(d) = direction {
+        ask.body.insert("Direction".into(), json!(d));
+    }
+    if count_only {
+        ask.body.insert("Count-Only".into(), json!(true));
+    }
+    ask
+}
+
+/// [5.x] `count_req` / `channels_req`: the account's channels and those of
+/// each `(key, id)` given (`Device-ID`, `Endpoint-ID`, `Owner-ID`, `User-ID`).
+pub fn scoped(
+    name: &'static str,
+    account_id: Option<&str>,
+    ids: &[(&str, &str)],
+    direction: Option<&str>,
+) -> Ask {
+    let mut body = Map::new();
+    if let Some(a) = account_id {
+        body.insert("Account-ID".into(), json!(a));
+    }
+    for (k, id) in ids {
+        body.insert((*k).to_owned(), json!(id));
+    }
+    if let Some(d) = direction {
+        body.insert("Direction".into(), json!(d));
+    }
+    Ask {
+        exchange: CALLEVT,
+        routing_key: status_req_key(account_id.unwrap_or_default()),
+        category: QUERY_CATEGORY,
+        name,
+        body,
+    }
+}
+
+/// A channel query as `dialect`'s Kazoo sends it: 5.1+ publishes every one to
+/// `channels` with routing key `query.status`, in the `channel` category.
+pub fn in_dialect(mut ask: Ask, dialect: Dialect) -> Ask {
+    if ask.category == QUERY_CATEGORY && dialect == Dialect::Kazoo5 {
+        ask.exchange = dialect.exchange();
+        ask.routing_key = QUERY_STATUS.to_owned();
+        ask.category = dialect.category();
+        // 5.x's cb_channels asks for one channel with Active-Only false.
+        if ask.name == "query_channels_req" && ask.body.contains_key("Call-ID") {
+            ask.body.insert("Active-Only".into(), json!(false));
+        }
+    }
+    ask
+}
+
 /// A channel command (DESIGN.md, "Channel command"), its keys given.
 pub fn command(body: Map<String, Value>) -> Ask {
     ours(COMMAND_ROUTING_KEY, "command_req", body)
@@ -182,6 +246,29 @@ mod tests {
         assert_eq!(Value::Object(o.body), json!({"Call-ID": "a@b.c"}));
         let o = channel_status("a@b.c", Some(false));
         assert_eq!(o.body["Active-Only"], json!(false));
+    }
+
+    #[test]
+    fn kazoo5_requests_go_to_channels_query_status() {
+        let o = in_dialect(account_channels("a"), Dialect::Kazoo5);
+        assert_eq!(
+            (o.exchange, o.routing_key.as_str(), o.category),
+            ("channels", "query.status", "channel")
+        );
+        assert_eq!(o.body, account_channels("a").body);
+        let o = in_dialect(channel("c@h"), Dialect::Kazoo5);
+        assert_eq!(o.body["Active-Only"], json!(false));
+        assert_eq!(in_dialect(channel("c@h"), Dialect::Kazoo4), channel("c@h"));
+        let o = endpoint_channels("a", "e", Some("inbound"), true);
+        assert_eq!(
+            Value::Object(o.body),
+            json!({"Account-ID": "a", "Endpoint-ID": "e", "Direction": "inbound", "Count-Only": true})
+        );
+        let o = scoped("channels_req", None, &[("Device-ID", "d@a")], None);
+        assert_eq!(o.routing_key, "call.status_req.");
+        assert_eq!(Value::Object(o.body), json!({"Device-ID": "d@a"}));
+        // Our own requests are not channel queries.
+        assert_eq!(in_dialect(status(), Dialect::Kazoo5), status());
     }
 
     #[test]

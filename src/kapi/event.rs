@@ -24,6 +24,8 @@ pub enum EventKind {
     Destroy,
     Disconnected,
     Connected,
+    /// [5.x] A recording of the call started, stopped, was masked, paused…
+    Record(RecordEvent),
     Other(String),
 }
 
@@ -45,7 +47,10 @@ impl EventKind {
             "CHANNEL_DESTROY" => Self::Destroy,
             "CHANNEL_DISCONNECTED" => Self::Disconnected,
             "CHANNEL_CONNECTED" => Self::Connected,
-            other => Self::Other(other.to_owned()),
+            other => match RecordEvent::parse(other) {
+                Some(r) => Self::Record(r),
+                None => Self::Other(other.to_owned()),
+            },
         }
     }
 
@@ -60,6 +65,41 @@ impl EventKind {
         "CHANNEL_DESTROY",
         "CHANNEL_DISCONNECTED",
         "CHANNEL_CONNECTED",
+    ];
+}
+
+/// [5.x] The six events that move a recording's state (`ecallmgr_fs_recordings.erl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordEvent {
+    Start,
+    Stop,
+    Mask,
+    Unmask,
+    Pause,
+    Resume,
+}
+
+impl RecordEvent {
+    pub fn parse(event_name: &str) -> Option<Self> {
+        Some(match event_name {
+            "RECORD_START" => Self::Start,
+            "RECORD_STOP" => Self::Stop,
+            "RECORD_MASK" => Self::Mask,
+            "RECORD_UNMASK" => Self::Unmask,
+            "RECORD_PAUSE" => Self::Pause,
+            "RECORD_RESUME" => Self::Resume,
+            _ => return None,
+        })
+    }
+
+    /// The event names the event queue binds (`call.<NAME>.*`).
+    pub const NAMES: [&'static str; 6] = [
+        "RECORD_START",
+        "RECORD_STOP",
+        "RECORD_MASK",
+        "RECORD_UNMASK",
+        "RECORD_PAUSE",
+        "RECORD_RESUME",
     ];
 }
 
@@ -172,6 +212,10 @@ call_event! {
     to: Str<'a> = "To" by "lenient::cow", borrow;
     ccv: Option<Cow<'a, RawValue>> = "Custom-Channel-Vars" by "lenient::raw", borrow;
     cav: Option<Cow<'a, RawValue>> = "Custom-Application-Vars" by "lenient::raw", borrow;
+    // Kazoo 5.x (WIRE-5.md §3): every event; CHANNEL_CREATE; `RECORD_*`'s recording.
+    csh: Option<Cow<'a, RawValue>> = "Custom-SIP-Headers" by "lenient::raw", borrow;
+    cah: Option<Cow<'a, RawValue>> = "Custom-AUTH-Headers" by "lenient::raw", borrow;
+    recording: Option<Cow<'a, RawValue>> = "Recording" by "lenient::raw", borrow;
 }
 
 impl<'a> CallEvent<'a> {
@@ -216,6 +260,19 @@ impl<'a> CallEvent<'a> {
             .as_deref()
             .or(self.bridge_b_unique_id.as_deref())
             .filter(|p| *p != self.call_id())
+    }
+
+    /// The name of the recording a `RECORD_*` event is about: `Recording.Name`
+    /// (inferred: `kz_recording:name/1` is not public; ecallmgr sets `Name`
+    /// among the recording's variables, `ecallmgr_call_command:record_call_args/3`).
+    pub fn recording_name(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Recording {
+            #[serde(rename = "Name", default, deserialize_with = "lenient::string")]
+            name: Option<String>,
+        }
+        let r: Recording = serde_json::from_str(self.recording.as_deref()?.get()).ok()?;
+        r.name.filter(|n| !n.is_empty())
     }
 
     /// The members of `Custom-Channel-Vars` in their order, values as their

@@ -9,3 +9,6 @@ pub const TARGETED: &str = "targeted";
 pub const CALLCTL: &str = "callctl";
 /// Konami's metaflow messages (topic).
 pub const METAFLOW: &str = "metaflow";
+/// Kazoo 5.1+'s channel queries. Kazoo core's to declare, type not public:
+/// only ever checked passively (`bus::optional`, WIRE-5.md §1).
+pub const CHANNELS: &str = "channels";

@@ -5,6 +5,7 @@
 
 pub mod asks;
 pub mod compress;
+pub mod dialect;
 pub mod envelope;
 pub mod escape;
 pub mod event;
@@ -16,6 +17,7 @@ pub mod schema;
 pub mod strict;
 pub mod time;
 
+pub use dialect::Dialect;
 pub use envelope::{Envelope, EnvelopeError, Identity, Request, kazoo_bool, new_msg_id};
 pub use escape::encode;
 pub use event::{CallEvent, EventError, EventKind};

@@ -1,5 +1,7 @@
-//! Kazoo's five channel queries, answered from the registry with ecallmgr's
-//! semantics (WIRE.md §3, §4, §9). Pure: a request body and the registry in, the
+//! Kazoo's channel queries, answered from the registry with ecallmgr's
+//! semantics (WIRE.md §3, §4, §9): the five of Kazoo 4.3/5.0 and the three
+//! 5.x added, in either dialect (`call_event` or 5.1+'s `channel`, WIRE-5.md),
+//! each reply in its request's. Pure: a request body and the registry in, the
 //! reply (or silence) out; the bus publishes it and acks the request afterwards.
 //!
 //! Every failure is a [`QueryError`] and maps to the same Kazoo answer: no reply,
@@ -9,7 +11,11 @@
 //! [`query`] parses a request; this file decides the answer; the channel's
 //! forms are written by `crate::forms`. The command-line client is in `cli/`.
 
+mod channels_req;
+mod count;
+mod endpoint;
 pub mod query;
+mod scoped;
 
 use std::borrow::Borrow;
 
@@ -27,11 +33,10 @@ use crate::forms::{api, json, lower};
 use crate::kapi::compress::{self, Limits, TooLarge};
 use crate::kapi::envelope::APP_NAME;
 use crate::kapi::time::gregorian_now_secs;
-use crate::kapi::{Identity, Incoming, Outgoing};
+use crate::kapi::{Dialect, Identity, Incoming, Outgoing};
 use crate::registry::text::FastSet;
 use crate::registry::{Channel, Registry};
 use crate::stats::Tally;
-use query::CATEGORY;
 
 /// The `*3` prefix: a `Username` that is a call-park slot (ecallmgr's `CALL_PARK_FEATURE`).
 const PARK_PREFIX: &str = "*3";
@@ -51,6 +56,9 @@ enum Body<'a, C> {
     List(Vec<C>),
     Object(Vec<C>, &'a Fields),
     Status(Status<'a, C>),
+    /// A 5.x API's members, written under the lock (counts, ids, a few
+    /// fields each), and how many channels they hold.
+    Scoped(Vec<u8>, usize),
 }
 
 impl<'a> Body<'a, &Channel> {
@@ -61,7 +69,10 @@ impl<'a> Body<'a, &Channel> {
             Body::List(c) => Body::List(copy(c)),
             Body::Object(c, f) => Body::Object(copy(c), f),
             Body::Status(Status::Active(ch)) => Body::Status(Status::Active(ch.clone())),
+            Body::Status(Status::Active5(ch)) => Body::Status(Status::Active5(ch.clone())),
+            Body::Status(Status::Record(ch, t)) => Body::Status(Status::Record(ch.clone(), t)),
             Body::Status(Status::Terminated(id)) => Body::Status(Status::Terminated(id)),
+            Body::Scoped(members, n) => Body::Scoped(members, n),
         }
     }
 }
@@ -71,6 +82,7 @@ impl<C> Body<'_, C> {
         match self {
             Body::List(c) | Body::Object(c, _) => c.len(),
             Body::Status(s) => usize::from(s.is_active()),
+            Body::Scoped(_, n) => *n,
         }
     }
 }
@@ -89,7 +101,7 @@ fn select<'a, 'r>(
             &req.msg_id,
         ))),
         Query::User(q) => {
-            let found = user_channels(reg, q);
+            let found = user_channels(reg, q, req.dialect);
             (!found.is_empty() || !q.active_only).then_some(Body::List(found))
         }
         Query::AuthId(id) => Some(Body::List(reg.by_authorizing_id(id).collect())),
@@ -107,12 +119,29 @@ fn select<'a, 'r>(
         Query::Status {
             call_id,
             active_only,
+            channel_record,
         } => match reg.get(call_id) {
+            Some(ch) if *channel_record => {
+                Some(Body::Status(Status::Record(ch, gregorian_now_secs())))
+            }
+            Some(ch) if req.dialect == Dialect::Kazoo5 => Some(Body::Status(Status::Active5(ch))),
             Some(ch) => Some(Body::Status(Status::Active(ch))),
             None if *active_only => None,
             None => Some(Body::Status(Status::Terminated(call_id))),
         },
+        Query::EndpointChannels(q) => Some(scoped(|o| q.write(reg, o))),
+        Query::Count(q) => Some(scoped(|o| q.write(reg, o))),
+        Query::ChannelsByKey(q) => Some(scoped(|o| q.write(reg, o))),
     }
+}
+
+/// A 5.x API's reply members, as `write` writes them.
+fn scoped<'a, C>(write: impl FnOnce(&mut json::Obj<'_>) -> usize) -> Body<'a, C> {
+    let mut members = Vec::new();
+    let mut o = json::Obj::open(&mut members);
+    let n = write(&mut o);
+    o.close();
+    Body::Scoped(members, n)
 }
 
 /// The reply to `req` from `body`, compressed or refused as `limits` say.
@@ -227,7 +256,9 @@ fn subject(q: &Query) -> (Option<&str>, Option<&str>) {
         Query::Account(AccountScope::All) => (Some("all"), None),
         Query::Channels { call_id, .. } => (None, call_id.as_deref()),
         Query::Status { call_id, .. } => (None, Some(call_id)),
-        Query::User(_) | Query::AuthId(_) => (None, None),
+        Query::EndpointChannels(q) => (Some(&q.account), None),
+        Query::Count(q) => (Some(&q.account), None),
+        Query::User(_) | Query::AuthId(_) | Query::ChannelsByKey(_) => (None, None),
     }
 }
 
@@ -253,8 +284,13 @@ fn account_channels<'r>(
 /// ecallmgr's `handle_query_user_channels`: the realm matches, then the
 /// `Authorizing-IDs` matches (then ours, `Owner-IDs`), concatenated; a channel
 /// matching two ways is listed twice, as ecallmgr lists it. Only the query side
-/// is lower-cased; stored values compare as stored.
-fn user_channels<'r>(reg: &'r Registry, q: &UserQuery) -> Vec<&'r Channel> {
+/// is lower-cased; stored values compare as stored. 5.x lower-cases only the
+/// realm: its usernames and park slots are matched as asked.
+fn user_channels<'r>(reg: &'r Registry, q: &UserQuery, dialect: Dialect) -> Vec<&'r Channel> {
+    let lower = |name: &str| match dialect {
+        Dialect::Kazoo4 => name.to_ascii_lowercase(),
+        Dialect::Kazoo5 => name.to_owned(),
+    };
     let mut out = Vec::new();
     if let Some(realm) = &q.realm {
         let realm = realm.to_ascii_lowercase();
@@ -262,17 +298,17 @@ fn user_channels<'r>(reg: &'r Registry, q: &UserQuery) -> Vec<&'r Channel> {
             Users::WholeRealm => out.extend(reg.by_realm(&realm)),
             Users::One(name) if name.starts_with(PARK_PREFIX) => {
                 // A park slot: the unbridged channels dialling it.
-                let slot = name.to_ascii_lowercase();
+                let slot = lower(name);
                 out.extend(
                     reg.by_realm(&realm).filter(|c| {
                         c.destination() == Some(slot.as_str()) && c.other_leg.is_none()
                     }),
                 );
             }
-            Users::One(name) => out.extend(reg.by_user(&realm, &name.to_ascii_lowercase())),
+            Users::One(name) => out.extend(reg.by_user(&realm, &lower(name))),
             Users::Many(names) => {
                 // ecallmgr ORs the names in one match: a name twice matches once.
-                let mut names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+                let mut names: Vec<String> = names.iter().map(|n| lower(n)).collect();
                 names.sort_unstable();
                 names.dedup();
                 for name in &names {
@@ -316,7 +352,7 @@ fn encode<C: Borrow<Channel>>(
     let mut envelope = Map::new();
     identity.stamp(
         &mut envelope,
-        CATEGORY,
+        req.dialect.category(),
         req.query.api().reply_name(),
         &req.msg_id,
     );
@@ -331,7 +367,7 @@ fn encode<C: Borrow<Channel>>(
                 if i > 0 {
                     out.buf.push(b',');
                 }
-                lower::lower(&mut out.buf, ch.borrow(), now_gregorian);
+                lower::lower(&mut out.buf, ch.borrow(), now_gregorian, req.dialect);
                 out.spill()?;
             }
             out.buf.extend_from_slice(b"]}");
@@ -345,7 +381,7 @@ fn encode<C: Borrow<Channel>>(
                 }
                 json::string(&mut out.buf, &ch.uuid);
                 out.buf.push(b':');
-                api::api(&mut out.buf, ch, fields, now_gregorian);
+                api::api(&mut out.buf, ch, fields, now_gregorian, req.dialect);
                 out.spill()?;
             }
             out.buf.extend_from_slice(b"}}");
@@ -355,9 +391,17 @@ fn encode<C: Borrow<Channel>>(
             status.write(&mut o);
             o.close();
         }
+        Body::Scoped(members, _) => {
+            // `{envelope}` + `{members}` → `{envelope,members}`.
+            out.buf.pop();
+            out.buf.push(b',');
+            out.buf.extend_from_slice(&members[1..]);
+        }
     }
     out.finish()
 }
 
+#[cfg(test)]
+mod kazoo5_tests;
 #[cfg(test)]
 mod query_tests;

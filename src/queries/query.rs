@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
+use super::{channels_req::ChannelsReq, count::CountReq, endpoint::EndpointReq};
 pub use crate::forms::api::Fields;
-pub use crate::kapi::asks::QUERY_CATEGORY as CATEGORY;
-use crate::kapi::{Envelope, EnvelopeError, ReplyAddress, kazoo_bool};
+use crate::kapi::{Dialect, Envelope, EnvelopeError, ReplyAddress, kazoo_bool};
 
 /// Why a request gets no reply. None of these is answered: the APIs have no
 /// error shape, and ecallmgr is silent on each of them.
@@ -36,7 +36,8 @@ pub enum QueryError {
     },
 }
 
-/// The five APIs, named by their request's `Event-Name`.
+/// The APIs, named by their request's `Event-Name`: Kazoo's five, and the
+/// three Kazoo 5.x added (WIRE-5.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
     AccountChannels,
@@ -44,15 +45,21 @@ pub enum Api {
     Channels,
     ChannelStatus,
     AuthId,
+    EndpointChannels,
+    Count,
+    ChannelsByKey,
 }
 
 impl Api {
-    pub const ALL: [Api; 5] = [
+    pub const ALL: [Api; 8] = [
         Api::AccountChannels,
         Api::UserChannels,
         Api::Channels,
         Api::ChannelStatus,
         Api::AuthId,
+        Api::EndpointChannels,
+        Api::Count,
+        Api::ChannelsByKey,
     ];
 
     pub fn request_name(self) -> &'static str {
@@ -62,6 +69,9 @@ impl Api {
             Api::Channels => "query_channels_req",
             Api::ChannelStatus => "channel_status_req",
             Api::AuthId => "query_auth_id_req",
+            Api::EndpointChannels => "query_endpoint_channels_req",
+            Api::Count => "count_req",
+            Api::ChannelsByKey => "channels_req",
         }
     }
 
@@ -72,6 +82,9 @@ impl Api {
             Api::Channels => "query_channels_resp",
             Api::ChannelStatus => "channel_status_resp",
             Api::AuthId => "query_auth_id_resp",
+            Api::EndpointChannels => "query_endpoint_channels_resp",
+            Api::Count => "count_resp",
+            Api::ChannelsByKey => "channels_resp",
         }
     }
 
@@ -85,6 +98,8 @@ impl Api {
 pub struct QueryRequest {
     pub msg_id: String,
     pub reply_to: ReplyAddress,
+    /// The request's `Event-Category`, which its reply carries.
+    pub dialect: Dialect,
     pub query: Query,
 }
 
@@ -100,8 +115,13 @@ pub enum Query {
     Status {
         call_id: String,
         active_only: bool,
+        /// [5.x] `Channel-Record: true`: the whole channel instead of the status keys.
+        channel_record: bool,
     },
     AuthId(String),
+    EndpointChannels(EndpointReq),
+    Count(CountReq),
+    ChannelsByKey(ChannelsReq),
 }
 
 impl Query {
@@ -112,6 +132,9 @@ impl Query {
             Query::Channels { .. } => Api::Channels,
             Query::Status { .. } => Api::ChannelStatus,
             Query::AuthId(_) => Api::AuthId,
+            Query::EndpointChannels(_) => Api::EndpointChannels,
+            Query::Count(_) => Api::Count,
+            Query::ChannelsByKey(_) => Api::ChannelsByKey,
         }
     }
 }
@@ -160,7 +183,7 @@ pub struct Wire {
     #[serde(rename = "Server-ID", default)]
     server_id: Option<Value>,
     #[serde(rename = "Account-ID", default)]
-    account_id: Option<Value>,
+    pub(super) account_id: Option<Value>,
     #[serde(rename = "Realm", default)]
     realm: Option<Value>,
     #[serde(rename = "Username", default)]
@@ -176,9 +199,24 @@ pub struct Wire {
     #[serde(rename = "Call-ID", default)]
     call_id: Option<Value>,
     #[serde(rename = "Fields", default)]
-    fields: Option<Value>,
+    pub(super) fields: Option<Value>,
     #[serde(rename = "Auth-ID", default)]
     auth_id: Option<Value>,
+    // Kazoo 5.x (WIRE-5.md §2).
+    #[serde(rename = "Channel-Record", default)]
+    channel_record: Option<Value>,
+    #[serde(rename = "Device-ID", default)]
+    pub(super) device_id: Option<Value>,
+    #[serde(rename = "Endpoint-ID", default)]
+    pub(super) endpoint_id: Option<Value>,
+    #[serde(rename = "Owner-ID", default)]
+    pub(super) owner_id: Option<Value>,
+    #[serde(rename = "User-ID", default)]
+    pub(super) user_id: Option<Value>,
+    #[serde(rename = "Direction", default)]
+    pub(super) direction: Option<Value>,
+    #[serde(rename = "Count-Only", default)]
+    pub(super) count_only: Option<Value>,
 }
 
 impl Wire {
@@ -207,17 +245,19 @@ impl Wire {
             .find_map(|v| v.as_ref().and_then(Value::as_str))
     }
 
+    /// Which generation's category the request is in; either is answered.
+    pub fn dialect(&self) -> Option<Dialect> {
+        Dialect::from_category(self.category.as_ref()?.as_str()?)
+    }
+
     pub fn api(&self) -> Option<Api> {
-        let category = self.category.as_ref().and_then(Value::as_str);
-        let name = self.name.as_ref().and_then(Value::as_str)?;
-        (category == Some(CATEGORY))
-            .then(|| Api::from_request_name(name))
-            .flatten()
+        self.dialect()?;
+        Api::from_request_name(self.name.as_ref()?.as_str()?)
     }
 
     /// The typed request, checked in the order: API, `Msg-ID`, `Server-ID`, keys.
     pub fn request(&self) -> Result<QueryRequest, QueryError> {
-        let Some(api) = self.api() else {
+        let (Some(api), Some(dialect)) = (self.api(), self.dialect()) else {
             return Err(QueryError::UnknownApi {
                 category: text_of(&self.category),
                 name: text_of(&self.name),
@@ -237,12 +277,19 @@ impl Wire {
                 call_id: required(&self.call_id, "Call-ID")?,
                 // Untyped in this API: only true / "true" mean true (`kz_json:is_true`).
                 active_only: kazoo_bool(self.active_only.as_ref()) == Some(true),
+                // Read by 5.x's ecallmgr only; 4.3/5.0 ignore the key.
+                channel_record: dialect == Dialect::Kazoo5
+                    && kazoo_bool(self.channel_record.as_ref()) == Some(true),
             },
             Api::AuthId => Query::AuthId(required(&self.auth_id, "Auth-ID")?),
+            Api::EndpointChannels => Query::EndpointChannels(EndpointReq::parse(self)?),
+            Api::Count => Query::Count(CountReq::parse(self)?),
+            Api::ChannelsByKey => Query::ChannelsByKey(ChannelsReq::parse(self)?),
         };
         Ok(QueryRequest {
             msg_id,
             reply_to,
+            dialect,
             query,
         })
     }
@@ -549,7 +596,8 @@ mod tests {
             r.query,
             Query::Status {
                 call_id: "a1b2c3d4-e5f60718-29a3b4c5@10.26.0.91".into(),
-                active_only: false
+                active_only: false,
+                channel_record: false,
             }
         );
         for (v, want) in [
@@ -566,7 +614,8 @@ mod tests {
                 r.query,
                 Query::Status {
                     call_id: "c".into(),
-                    active_only: want
+                    active_only: want,
+                    channel_record: false,
                 }
             );
         }

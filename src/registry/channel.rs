@@ -7,7 +7,9 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::extra::{self, Extra, Slot};
 use super::intern::{Interner, Vars};
+use super::recording::{RecordEvent, Recordings};
 use super::text::{KnownKeys, NoKeys, Text};
 use crate::kapi::event::{CallEvent, ccv_bool, ccv_i64, ccv_str};
 
@@ -41,7 +43,8 @@ const CALLEE_ID_NAME: usize = 10;
 const CALLEE_ID_NUMBER: usize = 11;
 const FROM: usize = 12;
 const TO: usize = 13;
-const OWN: usize = 14;
+const REQUEST: usize = 14;
+const OWN: usize = 15;
 
 /// The values of one call alone, or of its user and few others (tags, ids of
 /// the call, caller ids, presence), packed in one allocation. At a million
@@ -133,8 +136,13 @@ pub struct Channel {
     pub is_onhold: bool,
     pub is_loopback: bool,
     own: Own,
+    /// [5.x] What Kazoo 5.x events add, when there is any (see [`Extra`]).
+    extra: Option<Box<Extra>>,
     /// Bit `n`: the own value `COPIED[n]` is the CCV's, not kept in `own`.
     in_ccv: u8,
+    /// The event's `Request` is `<destination>@<realm>`, as it mostly is: not
+    /// kept twice (a fifth of a channel's own text).
+    request_derived: bool,
 }
 
 /// The own values the CCVs carry too, in the order of [`super::intern::Shape::COPIED`].
@@ -226,6 +234,15 @@ pub struct ChannelRecord {
     /// older event cannot undo a newer one.
     #[serde(default)]
     pub seq: Seqs,
+    /// [5.x] (WIRE-5.md §3); absent from an older peer's snapshot.
+    #[serde(default)]
+    pub request: Option<Text>,
+    #[serde(default)]
+    pub sip_headers: Option<Vars>,
+    #[serde(default)]
+    pub auth_headers: Option<Vars>,
+    #[serde(default, skip_serializing_if = "Recordings::is_empty")]
+    pub recordings: Recordings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,6 +382,8 @@ impl Channel {
             seq: Seqs::default(),
             own: Own::pack(ev.call_id(), &own),
             in_ccv: 0,
+            request_derived: false,
+            extra: None,
         };
         let mut b = Build { strings };
         b.shared(&mut ch.direction, ev.direction.as_deref());
@@ -524,12 +543,21 @@ impl Channel {
         set(&mut own[CALLEE_ID_NUMBER], ev.callee_id_number.as_deref());
         set(&mut own[FROM], ev.from.as_deref());
         set(&mut own[TO], ev.to.as_deref());
+        set(&mut own[REQUEST], ev.request.as_deref());
         if own[DESTINATION].is_none() {
             set(&mut own[DESTINATION], destination(ev));
         }
         // The usual bridge id is the call's own id, held once as `uuid`.
         if own[BRIDGE_ID].as_deref() == Some(self.uuid.as_str()) {
             own[BRIDGE_ID] = None;
+        }
+        // (Derived against the realm of now: a realm that changed mid-call would
+        // show in the request too. Kazoo sets the Realm variable once, at auth.)
+        if let Some(r) = own[REQUEST].as_deref() {
+            self.request_derived = is_at(r, own[DESTINATION].as_deref(), self.realm.as_deref());
+            if self.request_derived {
+                own[REQUEST] = None;
+            }
         }
         let ccv = vars.as_ref().or(self.custom_channel_vars.as_ref());
         let mut in_ccv = 0;
@@ -548,6 +576,7 @@ impl Channel {
         if let Some(vars) = vars {
             self.custom_channel_vars = Some(vars);
         }
+        self.refresh_headers(ev, b.strings);
     }
 
     /// Re-points a channel built elsewhere (a peer's snapshot, ecallmgr) at the
@@ -594,6 +623,51 @@ impl Channel {
         {
             strings.share_vars(v);
         }
+        if let Some(e) = self.extra.as_mut() {
+            for v in [&mut e.sip_headers, &mut e.auth_headers]
+                .into_iter()
+                .flatten()
+            {
+                strings.share_vars(v);
+            }
+        }
+    }
+
+    /// [5.x] The headers objects an event carries, kept when they changed.
+    fn refresh_headers(&mut self, ev: &CallEvent<'_>, strings: &mut Interner) {
+        if let Some(raw) = ev.csh.as_deref()
+            && let Some(v) = extra::headers(strings, raw, self.sip_headers())
+        {
+            self.extra.set_sip_headers(v);
+        }
+        if let Some(raw) = ev.cah.as_deref()
+            && let Some(v) = extra::headers(strings, raw, self.auth_headers())
+        {
+            self.extra.set_auth_headers(v);
+        }
+    }
+
+    /// [5.x] A `RECORD_*` event for the recording `name`; whether anything changed.
+    pub(crate) fn record(&mut self, name: &str, ev: RecordEvent) -> bool {
+        self.extra.record(name, ev)
+    }
+
+    /// [5.x] `Custom-SIP-Headers`, when the events carried any.
+    pub fn sip_headers(&self) -> Option<&Vars> {
+        self.extra.as_ref()?.sip_headers.as_ref()
+    }
+
+    /// [5.x] `Custom-AUTH-Headers`, when CHANNEL_CREATE carried any.
+    pub fn auth_headers(&self) -> Option<&Vars> {
+        self.extra.as_ref()?.auth_headers.as_ref()
+    }
+
+    /// [5.x] The recordings, once a `RECORD_*` event was seen.
+    pub fn recordings(&self) -> Option<&Recordings> {
+        self.extra
+            .as_ref()
+            .map(|e| &e.recordings)
+            .filter(|r| !r.is_empty())
     }
 
     /// `switch_nodename` is the FreeSWITCH node name, the same value as `node`.
@@ -630,6 +704,15 @@ impl Channel {
     pub fn presence_id(&self) -> Option<&str> {
         self.copy(PRESENCE_ID)
     }
+    /// [5.x] The events' `Request`.
+    pub fn request(&self) -> Option<Cow<'_, str>> {
+        if self.request_derived {
+            let (dest, realm) = (self.destination()?, self.realm.as_deref()?);
+            return Some(Cow::Owned(format!("{dest}@{realm}")));
+        }
+        self.own.get(REQUEST).map(Cow::Borrowed)
+    }
+
     own_values! {
         loopback_other_leg => LOOPBACK_OTHER_LEG,
         to_tag => TO_TAG,
@@ -661,6 +744,7 @@ impl From<ChannelRecord> for Channel {
             (CALLEE_ID_NUMBER, &r.callee_id_number),
             (FROM, &r.from),
             (TO, &r.to),
+            (REQUEST, &r.request),
         ] {
             set(&mut own[i], v.as_deref());
         }
@@ -668,7 +752,7 @@ impl From<ChannelRecord> for Channel {
             own[BRIDGE_ID] = None;
         }
         let own = Own::pack(&r.uuid, &own);
-        Channel {
+        let mut ch = Channel {
             uuid: r.uuid,
             direction: r.direction,
             account_id: r.account_id,
@@ -698,7 +782,19 @@ impl From<ChannelRecord> for Channel {
             is_loopback: r.is_loopback,
             own,
             in_ccv: 0,
+            request_derived: false,
+            extra: None,
+        };
+        if let Some(v) = r.sip_headers {
+            ch.extra.set_sip_headers(v);
         }
+        if let Some(v) = r.auth_headers {
+            ch.extra.set_auth_headers(v);
+        }
+        if !r.recordings.is_empty() {
+            ch.extra.extra().recordings = r.recordings;
+        }
+        ch
     }
 }
 
@@ -743,12 +839,27 @@ impl From<Channel> for ChannelRecord {
             callee_id_number: t(c.callee_id_number()),
             from: t(c.from()),
             to: t(c.to()),
+            request: c.request().map(|r| Text::from(&*r)),
+            sip_headers: c.sip_headers().cloned(),
+            auth_headers: c.auth_headers().cloned(),
+            recordings: c.recordings().cloned().unwrap_or_default(),
             seq: c.seq,
             uuid: c.uuid,
             custom_channel_vars: c.custom_channel_vars,
             custom_application_vars: c.custom_application_vars,
         }
     }
+}
+
+/// Whether `request` is `<destination>@<realm>`.
+fn is_at(request: &str, destination: Option<&str>, realm: Option<&str>) -> bool {
+    let (Some(dest), Some(realm)) = (destination, realm) else {
+        return false;
+    };
+    request.len() == dest.len() + 1 + realm.len()
+        && request.starts_with(dest)
+        && request.ends_with(realm)
+        && request.as_bytes()[dest.len()] == b'@'
 }
 
 /// 5.0 sends `Caller-Destination-Number`; 4.3 does not put it on the bus, and the

@@ -12,8 +12,10 @@
 //! events over them.
 
 pub mod channel;
+mod extra;
 mod index;
 pub mod intern;
+pub mod recording;
 mod table;
 pub mod text;
 
@@ -164,7 +166,8 @@ impl Registry {
             | EventKind::Bridge
             | EventKind::Unbridge
             | EventKind::Hold
-            | EventKind::Unhold => match found {
+            | EventKind::Unhold
+            | EventKind::Record(_) => match found {
                 Some(at) => {
                     self.update(at, &ev);
                     Applied::Updated
@@ -254,6 +257,14 @@ impl Registry {
             _ => None,
         };
         let ch = self.channels.get_mut(at);
+        if let EventKind::Record(r) = ev.kind {
+            // A recording's event names the recording, and says nothing new of
+            // the channel: its variables are the channel's, left as they are.
+            if let Some(name) = ev.recording_name() {
+                ch.record(&name, r);
+            }
+            return;
+        }
         let before = IndexKeys::of(ch);
         ch.refresh(ev, &mut self.strings, &self.idx);
         let seq = ev.event_micros();

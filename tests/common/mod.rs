@@ -273,6 +273,17 @@ fn encode_vhost(name: &str) -> String {
         .collect()
 }
 
+/// Runs `kazoo-channels ARGS` against this vhost's broker.
+pub async fn cli(vh: &TestVhost, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"))
+        .args(args)
+        .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
+        .env_remove("KAZOO_CHANNELS_CONFIG")
+        .output()
+        .await
+        .expect("the CLI runs")
+}
+
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("fixture JSON")
@@ -441,6 +452,20 @@ pub async fn status_replies(client: &BusClient, wait: Duration) -> Vec<Value> {
         )
         .await
         .unwrap_or_default()
+}
+
+/// Waits until every call of `calls` is in the worker's registry, answered.
+pub async fn until_answered(w: &WorkerHandle, calls: &[&str]) {
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let reg = w.registry();
+            calls
+                .iter()
+                .all(|c| reg.get(c).is_some_and(|ch| ch.answered))
+        })
+        .await,
+        "calls not in the registry: {calls:?}"
+    );
 }
 
 /// Waits until `call` is in the worker's registry, bridged.
