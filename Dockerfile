@@ -23,7 +23,6 @@ FROM ${RUST_IMAGE} AS deps
 WORKDIR /app
 ENV CARGO_TERM_COLOR=never CARGO_TERM_PROGRESS_WHEN=never
 COPY Cargo.toml Cargo.lock ./
-RUN cargo fetch --locked
 # A stub src/lib.rs + src/main.rs, plus one for every [[bin]]/[[bench]]/[[test]]/
 # [[example]] the manifest names explicitly (cargo refuses a manifest whose target
 # files are missing).
@@ -49,10 +48,12 @@ RUN set -eu; \
       END { flush() } \
     ' Cargo.toml | while read -r p; do \
       mkdir -p "$(dirname "$p")"; [ -e "$p" ] || echo 'fn main() {}' > "$p"; \
-    done; \
+    done
+RUN cargo fetch --locked
+# Build every dependency, then forget the stub crate.
+RUN set -eu; \
     cargo build --release --locked --offline; \
     cargo test --release --locked --offline --no-run; \
-    # Forget the stub crate, keep its dependencies.
     rm -rf src benches tests \
            target/release/.fingerprint/kazoo-channels-* \
            target/release/deps/kazoo_channels-* \
