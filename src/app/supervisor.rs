@@ -11,9 +11,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::housekeeping;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
 use super::state::State;
+use super::{health, housekeeping};
 use crate::bus::{BusError, Consume, ServeEnd, Session};
 use crate::cluster::warmup;
 use crate::config::{Settings, redact_url};
@@ -91,6 +91,7 @@ pub fn spawn(settings: Settings) -> WorkerHandle {
     let (tx, rx) = watch::channel(BusStatus::Connecting);
     let shutdown = CancellationToken::new();
     housekeeping::spawn(&state, &shutdown);
+    health::spawn(&state, rx.clone(), &shutdown);
     let task = tokio::spawn(supervise(state.clone(), tx, shutdown.clone()));
     WorkerHandle {
         state,
