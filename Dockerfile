@@ -50,26 +50,25 @@ RUN set -eu; \
       mkdir -p "$(dirname "$p")"; [ -e "$p" ] || echo 'fn main() {}' > "$p"; \
     done
 RUN cargo fetch --locked
-# Build every dependency, then forget the stub crate.
+# Build every dependency, then forget the stub crate (the stub benches and tests
+# stay: the manifest needs them, and the builder needs no real ones).
 RUN set -eu; \
     cargo build --release --locked --offline; \
     cargo test --release --locked --offline --no-run; \
-    rm -rf src benches tests \
+    rm -rf src \
            target/release/.fingerprint/kazoo-channels-* \
            target/release/deps/kazoo_channels-* \
            target/release/deps/libkazoo_channels-* \
            target/release/kazoo-channels
 
 # ---------------------------------------------------------------------------
-# builder: the release binary, from the sources the crate needs (build.rs embeds
-# schemas/ and amqp-bindings/; the manifest names benches and tests).
+# builder: the release binary, from what the crate needs (build.rs embeds schemas/
+# and amqp-bindings/), so a change to tests or scripts does not rebuild it.
 FROM deps AS builder
 COPY build.rs ./
 COPY src ./src
 COPY schemas ./schemas
 COPY amqp-bindings ./amqp-bindings
-COPY benches ./benches
-COPY tests ./tests
 RUN cargo build --release --locked --offline \
  && install -m 0755 target/release/kazoo-channels /usr/local/bin/kazoo-channels
 
@@ -77,8 +76,10 @@ RUN cargo build --release --locked --offline \
 # tests: the suite, compiled on top of the builder; runs against the broker in
 # KAZOO_CHANNELS_TEST_AMQP_URL / KAZOO_CHANNELS_TEST_MGMT_URL (compose.yaml).
 FROM builder AS tests
-COPY scripts ./scripts
+COPY benches ./benches
+COPY tests ./tests
 RUN cargo test --release --locked --offline --no-run
+COPY scripts ./scripts
 ENV CI=true
 CMD ["scripts/test", "--release", "--offline"]
 
