@@ -430,6 +430,14 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Waits (off the runtime's threads) until the child exits.
+async fn exit_status(mut child: ChildGuard) -> std::process::ExitStatus {
+    let mut child = child.take();
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap()
+}
+
 /// A worker as a child process of the built binary, on `vh`.
 fn spawn_binary(vh: &TestVhost, extra: &[(&str, &str)]) -> ChildGuard {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"));
@@ -591,11 +599,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
         answered, 200,
         "every request in flight at SIGTERM is answered, once"
     );
-    let mut child = child;
-    let mut child = child.take();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = exit_status(child).await;
     assert!(status.success(), "exit status {status:?}");
     for c in clients {
         c.close().await;
@@ -651,11 +655,7 @@ async fn the_health_probe_follows_the_worker() {
         .status()
         .unwrap();
     assert!(sent.success());
-    let mut child = child;
-    let mut child = child.take();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = exit_status(child).await;
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(health_probe(&file).0, 1, "a stopped worker is not healthy");
     std::fs::remove_dir_all(&dir).unwrap();
