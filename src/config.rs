@@ -28,6 +28,7 @@ pub struct Settings {
     pub registry: RegistrySettings,
     pub queries: QuerySettings,
     pub cluster: ClusterSettings,
+    pub health: HealthSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -238,6 +239,14 @@ pub struct ClusterSettings {
     pub max_warmup_reply_bytes: usize,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// The liveness file the worker refreshes while its bus session is up and its
+    /// registry warm (`kazoo-channels health` checks it); empty = none.
+    pub file: String,
+}
+
 const DEFAULTS: &str = r#"
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
@@ -284,6 +293,9 @@ reconcile_interval_secs = 300
 reconcile_min_age_secs = 3600
 reconcile_batch = 200
 max_warmup_reply_bytes = 67108864
+
+[health]
+file = ""
 "#;
 
 pub const ENV_PREFIX: &str = "KAZOO_CHANNELS";

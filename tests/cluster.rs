@@ -27,6 +27,7 @@ fn sim(calls: u64, rate: f64, leave_up: bool) -> SimulateArgs {
         hold_ms: 300,
         leave_up,
         progress: false,
+        account_ids: Vec::new(),
     }
 }
 
@@ -534,13 +535,64 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
         answered, 200,
         "every request in flight at SIGTERM is answered, once"
     );
-    let mut child = child;
-    let mut child = child.take();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = exit_status(child).await;
     assert!(status.success(), "exit status {status:?}");
     for c in clients {
         c.close().await;
     }
+}
+
+/// `kazoo-channels health` with the liveness file at `file`: (exit code, stdout).
+fn health_probe(file: &str) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"))
+        .arg("health")
+        .env("KAZOO_CHANNELS__HEALTH__FILE", file)
+        .output()
+        .expect("the probe runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The container HEALTHCHECK's path: the worker keeps its liveness file while
+/// it is connected and warm, and removes it when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_probe_follows_the_worker() {
+    let vh = TestVhost::new("health");
+    let dir = std::env::temp_dir().join(format!("kc-health-{}", hex_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("alive").to_str().unwrap().to_owned();
+    assert_eq!(health_probe("").0, 2, "no file configured");
+    let (code, said) = health_probe(&file);
+    assert_eq!(code, 1, "no worker yet: {said}");
+    assert!(said.starts_with("unhealthy: no liveness file"), "{said}");
+
+    let child = spawn_binary(&vh, &[("KAZOO_CHANNELS__HEALTH__FILE", &file)]);
+    wait_for_instances(&vh, 1, 0).await;
+    let mut probe = health_probe(&file);
+    for _ in 0..40 {
+        if probe.0 == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        probe = health_probe(&file);
+    }
+    assert_eq!(probe.0, 0, "a warm worker is healthy: {}", probe.1);
+    assert!(
+        probe.1.starts_with("healthy: kazoo-channels-") && probe.1.contains("channels=0"),
+        "{}",
+        probe.1
+    );
+
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = exit_status(child).await;
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(health_probe(&file).0, 1, "a stopped worker is not healthy");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -171,6 +171,7 @@ async fn simulator_leaves_both_legs_up_or_cleans_up() {
         hold_ms: 50,
         leave_up: true,
         progress: false,
+        account_ids: Vec::new(),
     };
     let r = simulate::run(&vh.url(), &args).await.unwrap();
     assert_eq!(r.calls, 1000);

@@ -1,11 +1,13 @@
 //! The running whapp: [`state`] (what the handlers share), [`routes`] (which
 //! queue feeds which handler, and what is counted), [`supervisor`] (connect,
-//! back off, live a session) and [`housekeeping`] (the periodic work).
+//! back off, live a session), [`housekeeping`] (the periodic work) and
+//! [`health`] (the liveness file for container health checks).
 //! Depends on every domain module; none of them depends on it but for
 //! [`state`], which sits below them.
 
 pub mod deadline;
 mod exchange_watch;
+pub mod health;
 pub mod housekeeping;
 pub mod routes;
 pub mod state;

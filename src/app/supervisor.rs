@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::exchange_watch::ExchangeWatch;
-use super::housekeeping;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
 use super::state::{BrokerView, LinkChange, State};
+use super::{health, housekeeping};
 use crate::bus::{BusError, Consume, LinkEvent, ServeEnd, Session};
 use crate::cluster::warmup::{self, WarmupError};
 use crate::config::{BrokerMode, Settings};
@@ -110,6 +110,7 @@ pub fn spawn(settings: Settings) -> WorkerHandle {
     let (tx, rx) = watch::channel(BusStatus::Connecting);
     let shutdown = CancellationToken::new();
     housekeeping::spawn(&state, &shutdown);
+    health::spawn(&state, rx.clone(), &shutdown);
     let task = tokio::spawn(supervise(state.clone(), Arc::new(tx), shutdown.clone()));
     WorkerHandle {
         state,

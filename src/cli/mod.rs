@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -64,6 +65,13 @@ pub enum Command {
     Command(CommandArgs),
     /// Ask the bus for channels, as Crossbar asks (any ecallmgr or kazoo-channels answers).
     Query(QueryArgs),
+    /// Health probe (container HEALTHCHECK): 0 while the worker's liveness file
+    /// (`health.file`) is fresh, 1 when it is missing or stale, 2 when unset.
+    Health {
+        /// The oldest refresh still healthy, in seconds.
+        #[arg(long, default_value_t = app::health::DEFAULT_MAX_AGE.as_secs())]
+        max_age: u64,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -94,10 +102,14 @@ pub fn main() -> ExitCode {
             runtime().block_on(command_client::run(&settings, &args))
         }
         Command::Query(args) => runtime().block_on(query_client::main(&settings, &args)),
+        Command::Health { max_age } => health(&settings, Duration::from_secs(max_age)),
         Command::Simulate(mut args) => {
             logging::init(&settings.log);
             args.progress = std::io::stderr().is_terminal();
-            match runtime().block_on(simulate::run(settings.amqp.url.primary(), &args)) {
+            let accounts = simulate::accounts_for(&args);
+            print!("{}", simulate::announce(&args, &accounts));
+            let url = settings.amqp.url.primary();
+            match runtime().block_on(simulate::run_accounts(url, &args, &accounts)) {
                 Ok(r) => {
                     println!(
                         "simulated {} calls ({} channels), {} events published, {} calls hung up{}",
@@ -118,6 +130,24 @@ pub fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn health(settings: &Settings, max_age: Duration) -> ExitCode {
+    use app::health::{Unhealthy, check};
+    match check(&settings.health.file, max_age) {
+        Ok((line, age)) => {
+            println!("healthy: {line} (refreshed {}s ago)", age.as_secs());
+            ExitCode::SUCCESS
+        }
+        Err(e @ Unhealthy::NotConfigured) => {
+            eprintln!("kazoo-channels health: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            println!("unhealthy: {e}");
+            ExitCode::FAILURE
         }
     }
 }

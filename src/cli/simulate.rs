@@ -21,9 +21,13 @@ pub struct SimulateArgs {
     /// New calls per second.
     #[arg(long, default_value_t = 50.0)]
     pub rate: f64,
-    /// Spread the calls over this many accounts.
+    /// Spread the calls over this many accounts (new ones, random ids).
     #[arg(long, default_value_t = 3)]
     pub accounts: usize,
+    /// Use this account id (32 hex digits) instead of new ones; repeatable.
+    /// With it, `--accounts` is not used.
+    #[arg(long = "account", value_name = "ID", value_parser = account_id)]
+    pub account_ids: Vec<String>,
     /// How long each call stays up before it is hung up, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub hold_ms: u64,
@@ -63,9 +67,25 @@ fn hex_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// Kazoo's account ids are 32 lowercase hex digits (a CouchDB uuid).
+fn account_id(s: &str) -> Result<String, String> {
+    if s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("an account id is 32 lowercase hex digits".into())
+    }
+}
+
 impl SimAccount {
     pub fn new(n: usize) -> Self {
-        let id = hex_id();
+        Self::with_id(n, hex_id())
+    }
+
+    /// The `n`th account, with a given id.
+    pub fn with_id(n: usize, id: String) -> Self {
         let realm = format!("{}.sim{n}.kazoo.example", &id[..6]);
         let devices = (0..10)
             .map(|d| SimDevice {
@@ -210,15 +230,60 @@ impl SimCall {
     }
 }
 
-/// Publishes the simulated calls at `rate` and, unless `leave_up`, hangs each up
-/// after `hold_ms`. Returns when every event is confirmed by the broker.
+/// The accounts a run uses: those given with `--account`, else `accounts` new ones.
+pub fn accounts_for(args: &SimulateArgs) -> Vec<SimAccount> {
+    if args.account_ids.is_empty() {
+        (0..args.accounts.max(1)).map(SimAccount::new).collect()
+    } else {
+        args.account_ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| SimAccount::with_id(n, id.clone()))
+            .collect()
+    }
+}
+
+/// What the simulator tells before it starts: each account (id and realm) and
+/// a query to paste, so the calls can be found.
+pub fn announce(args: &SimulateArgs, accounts: &[SimAccount]) -> String {
+    let mut out = format!(
+        "simulating {} calls over {} account(s):\n",
+        args.calls,
+        accounts.len()
+    );
+    for a in accounts {
+        out.push_str(&format!("  account {}  realm {}\n", a.id, a.realm));
+    }
+    if let Some(a) = accounts.first() {
+        out.push_str(&format!(
+            "see them with: kazoo-channels query account {}\n",
+            a.id
+        ));
+    }
+    out
+}
+
+/// Publishes the simulated calls over [`accounts_for`] `args`.
 pub async fn run(url: &str, args: &SimulateArgs) -> Result<SimulateReport, BusError> {
+    run_accounts(url, args, &accounts_for(args)).await
+}
+
+/// Publishes the simulated calls at `rate`, round-robin over `accounts`, and,
+/// unless `leave_up`, hangs each up after `hold_ms`. Returns when every event is
+/// confirmed by the broker.
+pub async fn run_accounts(
+    url: &str,
+    args: &SimulateArgs,
+    accounts: &[SimAccount],
+) -> Result<SimulateReport, BusError> {
+    if accounts.is_empty() {
+        return Ok(SimulateReport::default());
+    }
     let mut bus = Session::open(&Broker::plain(url)?, "kazoo-channels-simulator").await?;
     let mut exchanges = Topology::for_instance("simulator");
     exchanges.queues.clear();
     bus.declare(&exchanges).await?;
     let publisher = bus.publisher(1, Box::new(|| {})).await?;
-    let accounts: Vec<SimAccount> = (0..args.accounts.max(1)).map(SimAccount::new).collect();
 
     let bar = if args.progress {
         let total = if args.leave_up {
@@ -291,4 +356,63 @@ pub async fn run(url: &str, args: &SimulateArgs) -> Result<SimulateReport, BusEr
     bar.finish();
     bus.close().await;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimulateArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<SimulateArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("simulate").chain(args.iter().copied())).map(|c| c.sim)
+    }
+
+    const A: &str = "0d1f7a2c9b8e4f60a1b2c3d4e5f60718";
+    const B: &str = "3a1b2c3d4e5f60718293a4b5c6d7e8f9";
+
+    #[test]
+    fn given_accounts_are_used_in_order_instead_of_new_ones() {
+        let args = parse(&["--account", A, "--account", B, "--accounts", "7"]).unwrap();
+        let accounts = accounts_for(&args);
+        let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, [A, B]);
+        assert_ne!(accounts[0].realm, accounts[1].realm);
+        assert!(accounts[0].realm.starts_with(&A[..6]));
+        // Without --account: that many new, distinct accounts.
+        let fresh = accounts_for(&parse(&["--accounts", "4"]).unwrap());
+        assert_eq!(fresh.len(), 4);
+        assert!(fresh.iter().all(|a| account_id(&a.id).is_ok()));
+    }
+
+    #[test]
+    fn an_account_id_is_32_lowercase_hex_digits() {
+        assert!(parse(&["--account", "not-an-id"]).is_err());
+        assert!(parse(&["--account", &A.to_uppercase()]).is_err());
+        assert!(parse(&["--account", &A[..31]]).is_err());
+    }
+
+    #[test]
+    fn the_announcement_names_every_account_and_a_query_to_paste() {
+        let args = parse(&["--calls", "200", "--account", A, "--account", B]).unwrap();
+        let accounts = accounts_for(&args);
+        let text = announce(&args, &accounts);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "simulating 200 calls over 2 account(s):");
+        for (line, a) in lines[1..3].iter().zip(&accounts) {
+            assert_eq!(
+                line.split_whitespace().collect::<Vec<_>>(),
+                ["account", &a.id, "realm", &a.realm]
+            );
+        }
+        assert_eq!(
+            lines[3],
+            format!("see them with: kazoo-channels query account {A}")
+        );
+    }
 }

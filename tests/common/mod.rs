@@ -151,12 +151,25 @@ impl TestVhost {
 
     /// (messages ready, messages unacknowledged) of a queue of this vhost.
     pub fn queue_depth(&self, queue: &str) -> Option<(u64, u64)> {
-        if let Some(body) = mgmt("GET", &format!("queues/{}/{queue}", self.name)) {
-            let q: Value = serde_json::from_str(&body).ok()?;
-            return Some((
-                q["messages_ready"].as_u64()?,
-                q["messages_unacknowledged"].as_u64()?,
-            ));
+        // The management API's counts are samples (every 5 s by default) and a
+        // new queue has none at first: read until there is one that says
+        // empty, or up to 15 s, and give the last reading.
+        let path = format!("queues/{}/{queue}", self.name);
+        if let Some(first) = mgmt("GET", &path) {
+            let read = |body: &str| {
+                let q: Value = serde_json::from_str(body).ok()?;
+                Some((
+                    q["messages_ready"].as_u64()?,
+                    q["messages_unacknowledged"].as_u64()?,
+                ))
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            let mut last = read(&first);
+            while last != Some((0, 0)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(500));
+                last = mgmt("GET", &path).as_deref().and_then(read);
+            }
+            return last;
         }
         let out = Command::new("rabbitmqctl")
             .args([
@@ -535,4 +548,13 @@ pub async fn wait_for_instances(vh: &TestVhost, n: usize, channels: u64) -> Vec<
     client.close().await;
     assert_eq!(last.len(), n, "{last:?}");
     last
+}
+
+/// Waits (off the runtime's threads) until the child exits.
+#[allow(dead_code)]
+pub async fn exit_status(mut child: ChildGuard) -> std::process::ExitStatus {
+    let mut child = child.take();
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap()
 }
