@@ -18,6 +18,7 @@ fn calls(n: u64) -> SimulateArgs {
         hold_ms: 100,
         leave_up: true,
         progress: false,
+        account_ids: Vec::new(),
     }
 }
 

@@ -128,6 +128,7 @@ async fn another_instance_answers_complete(
                 hold_ms: 200,
                 leave_up: false,
                 progress: false,
+                account_ids: Vec::new(),
             };
             kazoo_channels::cli::simulate::run(&url, &args).await
         })
