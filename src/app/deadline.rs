@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
-use super::state::Outcome;
+use super::handled::Outcome;
 use crate::kapi::Incoming;
 use crate::kapi::envelope::msg_id_of;
 use crate::stats::Tally;

@@ -7,6 +7,7 @@
 
 pub mod deadline;
 mod exchange_watch;
+mod handled;
 pub mod health;
 pub mod housekeeping;
 pub mod routes;

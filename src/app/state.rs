@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use super::deadline::Deadlines;
+pub use super::handled::Outcome;
 use crate::bus::{self, Broker, BusPublisher, Topology};
 use crate::config::Settings;
-use crate::kapi::{Identity, Incoming, Outgoing};
+use crate::kapi::{Identity, Incoming};
 use crate::registry::{Registry, RegistryConfig};
-use crate::stats::{Stats, Tally};
+use crate::stats::Stats;
 
 /// State shared by the session, the handlers and the housekeeping tasks.
 pub struct State {
@@ -37,28 +38,6 @@ pub struct State {
     refusals: Mutex<Vec<String>>,
     /// While warming, events wait here (in arrival order) for the snapshot.
     held: Mutex<Option<Vec<Incoming>>>,
-}
-
-/// What handling one delivery came to: the messages to publish (confirmed
-/// before the delivery is acked) and what to count.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub publish: Vec<Outgoing>,
-    pub tally: Tally,
-}
-
-impl Outcome {
-    /// Nothing to publish.
-    pub fn silent(tally: Tally) -> Self {
-        Self {
-            publish: Vec::new(),
-            tally,
-        }
-    }
-
-    pub fn publish(publish: Vec<Outgoing>, tally: Tally) -> Self {
-        Self { publish, tally }
-    }
 }
 
 impl State {
