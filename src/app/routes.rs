@@ -156,6 +156,24 @@ fn status(state: &State, msg: &Incoming) -> Outcome {
     request(state, msg, cluster::status::handle)
 }
 
+/// An async handler within its route's limits: refused before it runs, its
+/// panic caught (a future does nothing until polled, so `run` waits for the
+/// check).
+async fn guarded(
+    limits: Limits,
+    state: &State,
+    msg: &Incoming,
+    run: impl std::future::Future<Output = Outcome>,
+) -> Outcome {
+    match limits.refuse(state, msg) {
+        Some(refused) => refused,
+        None => match AssertUnwindSafe(run).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => limits.panicked(msg, panic),
+        },
+    }
+}
+
 /// The routes of a session. `publisher` is the session's: commands publish
 /// through it (as [`crate::kapi::Publish`]) before they reply.
 pub fn routes(state: &Arc<State>, publisher: &BusPublisher) -> Vec<Route> {
@@ -169,16 +187,7 @@ pub fn routes(state: &Arc<State>, publisher: &BusPublisher) -> Vec<Route> {
             let (s, p) = (s.clone(), p.clone());
             let p = s.primary_publisher().unwrap_or(p);
             Box::pin(async move {
-                let outcome = match limits.refuse(&s, &msg) {
-                    Some(refused) => refused,
-                    None => match AssertUnwindSafe(commands::handle(&s, &p, &msg))
-                        .catch_unwind()
-                        .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(panic) => limits.panicked(&msg, panic),
-                    },
-                };
+                let outcome = guarded(limits, &s, &msg, commands::handle(&s, &p, &msg)).await;
                 finish(&s, outcome)
             }) as crate::bus::HandlerFuture
         }) as Handler
@@ -191,19 +200,13 @@ pub fn routes(state: &Arc<State>, publisher: &BusPublisher) -> Vec<Route> {
         Arc::new(move |msg: Incoming| {
             let (s, p) = (s.clone(), p.clone());
             Box::pin(async move {
-                let outcome = match (limits.refuse(&s, &msg), Request::parse(&msg)) {
-                    (Some(refused), _) => refused,
-                    (None, Err(error)) => rejected(&msg, error),
-                    (None, Ok(req)) => {
-                        match AssertUnwindSafe(cluster::snapshot::handle(&s, &p, &req))
-                            .catch_unwind()
-                            .await
-                        {
-                            Ok(outcome) => outcome,
-                            Err(panic) => limits.panicked(&msg, panic),
-                        }
+                let snapshot = async {
+                    match Request::parse(&msg) {
+                        Ok(req) => cluster::snapshot::handle(&s, &p, &req).await,
+                        Err(error) => rejected(&msg, error),
                     }
                 };
+                let outcome = guarded(limits, &s, &msg, snapshot).await;
                 finish(&s, outcome)
             }) as crate::bus::HandlerFuture
         }) as Handler
