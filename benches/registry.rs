@@ -11,6 +11,10 @@
 //! parsed. Memory is the process's resident size before and after filling,
 //! divided by the channel count.
 //!
+//! A snapshot of the whole registry is then written as a peer streams it and
+//! applied to an empty registry as a starting instance does, next to
+//! gunzipping and parsing the same parts into `serde_json::Value`.
+//!
 //! `cargo bench --bench registry`. `REGISTRY_CHANNELS` (default 1000000) scales
 //! the registry down for a quick look; the goals are for the default.
 //! `REGISTRY_PROFILE_QUERIES=N` repeats the account query N more times, for a
@@ -20,7 +24,12 @@
 mod allocator;
 
 use std::hint::black_box;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
+
+use kazoo_channels::cluster::snapshot;
+use kazoo_channels::kapi::compress::{self, Limits};
+use kazoo_channels::kapi::{Incoming, Request};
 
 use kazoo_channels::config::QuerySettings;
 use kazoo_channels::kapi::time::gregorian_now_secs;
@@ -40,6 +49,8 @@ const APPLY_GOAL_NS: f64 = 2_000.0;
 const ACCOUNT_GOAL: Duration = Duration::from_millis(5);
 const USER_GOAL: Duration = Duration::from_micros(20);
 const MEMORY_GOAL: f64 = 1024.0;
+/// Each side of a million-channel warm-up, so the whole can be within 30 s.
+const SNAPSHOT_GOAL: Duration = Duration::from_secs(15);
 
 fn main() {
     let total: usize = std::env::var("REGISTRY_CHANNELS")
@@ -227,8 +238,107 @@ fn main() {
         pass: per_channel <= MEMORY_GOAL,
     });
 
+    snapshot_rows(&reg, &identity, &mut rows);
+
     println!("{}", table(&rows));
     eprintln!("took {:.1} s", began.elapsed().as_secs_f64());
+}
+
+/// A peer's whole snapshot, in process: every part written (copied, JSON,
+/// gzip) as the worker publishes it, then applied to an empty registry
+/// (gunzip, decode, merge) as a starting instance does. The broker's share of
+/// a warm-up is the `warmup` bench's.
+fn snapshot_rows(reg: &Registry, identity: &Identity, rows: &mut Vec<Row>) {
+    let channels = reg.len();
+    let req = Request::parse(&Incoming::new(
+        "channels.snapshot",
+        br#"{"Event-Category":"channels","Event-Name":"snapshot_req","Msg-ID":"bench","Server-ID":"q","Node":"newcomer@bench"}"#.to_vec(),
+    ))
+    .expect("the request parses");
+    let t = Instant::now();
+    let mut producer = snapshot::Producer::new(reg, identity, &req, Limits::default());
+    let mut parts = Vec::new();
+    while let Some(part) = producer.copy(reg) {
+        let part = producer.encode(part).expect("a part fits");
+        parts.push((part.body, part.content_encoding));
+    }
+    let write = t.elapsed();
+    let wire: usize = parts.iter().map(|(b, _)| b.len()).sum();
+    let t = Instant::now();
+    let bodies: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|(b, e)| compress::decode(b.clone(), *e, 1 << 30).expect("gunzips"))
+        .collect();
+    let gunzip = t.elapsed();
+    let raw: usize = bodies.iter().map(Vec::len).sum();
+    let t = Instant::now();
+    for b in &bodies {
+        black_box(serde_json::from_slice::<serde_json::Value>(b).expect("JSON"));
+    }
+    let tree = t.elapsed();
+    let t = Instant::now();
+    let mut again = Vec::with_capacity(raw);
+    for b in &bodies {
+        again.clear();
+        again.extend_from_slice(b);
+        black_box(&again);
+    }
+    let copy = t.elapsed();
+
+    drop(parts);
+    kazoo_channels::memory::release();
+    let rss_before = rss_bytes();
+    let newcomer = RwLock::new(Registry::new(RegistryConfig::default()));
+    let mut receiving = snapshot::Receiving::default();
+    let t = Instant::now();
+    for b in &bodies {
+        receiving
+            .apply(&newcomer, b, Instant::now())
+            .expect("applies");
+    }
+    let apply = t.elapsed() + gunzip;
+    let newcomer = newcomer.into_inner().expect("lock");
+    assert!(receiving.done);
+    assert_eq!(newcomer.len(), channels, "the newcomer holds every channel");
+    // With the parts still held, as they were for the size before.
+    kazoo_channels::memory::release();
+    let per_channel = rss_bytes().saturating_sub(rss_before) as f64 / channels as f64;
+    drop(bodies);
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / channels as f64;
+    rows.push(Row {
+        what: format!("snapshot of {channels} channels written: copy, JSON, gzip"),
+        value: format!(
+            "{:.2} s ({:.2} µs/channel, {:.0} B/channel on the wire)",
+            write.as_secs_f64(),
+            us(write),
+            wire as f64 / channels as f64
+        ),
+        baseline: format!(
+            "copying its {:.0} MB of JSON {}",
+            raw as f64 / 1e6,
+            show(copy)
+        ),
+        goal: "< 15 s".into(),
+        pass: write < SNAPSHOT_GOAL,
+    });
+    rows.push(Row {
+        what: "snapshot applied to an empty registry: gunzip, decode, merge".into(),
+        value: format!("{:.2} s ({:.2} µs/channel)", apply.as_secs_f64(), us(apply)),
+        baseline: format!(
+            "gunzip {}, serde_json Value of the same parts {}",
+            show(gunzip),
+            show(tree)
+        ),
+        goal: "< 15 s".into(),
+        pass: apply < SNAPSHOT_GOAL,
+    });
+    rows.push(Row {
+        what: "memory of the registry built from the snapshot".into(),
+        value: format!("{per_channel:.0} B/channel"),
+        baseline: "its peer's: the row above".into(),
+        goal: "≤ 1024 B".into(),
+        pass: per_channel <= MEMORY_GOAL,
+    });
 }
 
 #[derive(Debug, Clone, Copy)]

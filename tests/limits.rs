@@ -336,9 +336,13 @@ fn custom_variables_are_strict_json_once_taken_in() {
         .unwrap(),
     );
     let req = Request::parse(&msg).unwrap();
-    let parts: Vec<Value> = snapshot::replies(&reg, &identity(), &req)
+    let bodies: Vec<Vec<u8>> = snapshot::replies(&reg, &identity(), &req)
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    let parts: Vec<Value> = bodies
         .iter()
-        .map(|m| serde_json::from_slice(&m.body).expect("a snapshot part is strict JSON"))
+        .map(|b| serde_json::from_slice(b).expect("a snapshot part is strict JSON"))
         .collect();
     let counted = parts[0]["Channel-Count"].as_u64().unwrap();
     let carried: usize = parts
@@ -348,8 +352,8 @@ fn custom_variables_are_strict_json_once_taken_in() {
     assert_eq!(counted as usize, carried);
     let peer = std::sync::RwLock::new(Registry::default());
     let mut receiving = snapshot::Receiving::default();
-    for p in parts {
-        receiving.apply(&peer, p, Instant::now()).unwrap();
+    for b in &bodies {
+        receiving.apply(&peer, b, Instant::now()).unwrap();
     }
     assert!(receiving.done);
     assert_eq!(receiving.added, 3);

@@ -38,7 +38,9 @@ impl std::ops::Deref for Conn {
     }
 }
 
-type Waiters = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Value>>>>;
+/// Replies travel as their (decoded) bodies: a caller that knows the shape
+/// (a snapshot part) reads them straight into its types.
+type Waiters = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Vec<u8>>>>>;
 
 pub struct BusClient {
     conn: Conn,
@@ -94,17 +96,36 @@ impl Collect {
 pub struct Replies<'c> {
     client: &'c BusClient,
     msg_id: String,
-    rx: mpsc::UnboundedReceiver<Value>,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
 }
 
 impl Replies<'_> {
     /// The next reply, or `None` when none came `within` this long.
     pub async fn next(&mut self, within: Duration) -> Option<Value> {
+        self.next_body(within).await.map(|b| json_of(&b))
+    }
+
+    /// The next reply's body (gunzipped), or `None` when none came `within`
+    /// this long.
+    pub async fn next_body(&mut self, within: Duration) -> Option<Vec<u8>> {
         tokio::time::timeout(within, self.rx.recv())
             .await
             .ok()
             .flatten()
     }
+}
+
+/// A body the consumer found to be JSON with a `Msg-ID`.
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap_or_default()
+}
+
+/// What the consumer reads of a reply to route it: the rest is skipped
+/// unbuilt.
+#[derive(serde::Deserialize)]
+struct Routing<'a> {
+    #[serde(rename = "Msg-ID", borrow, default)]
+    msg_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl Drop for Replies<'_> {
@@ -201,23 +222,21 @@ impl BusClient {
                     continue;
                 }
                 let encoding = d.properties.content_encoding().as_ref().map(|e| e.as_str());
-                let body = compress::decode(d.data, encoding, MAX_REPLY_BYTES);
-                let Some(v) = body
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                else {
+                let Ok(body) = compress::decode(d.data, encoding, MAX_REPLY_BYTES) else {
                     s.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     continue;
                 };
-                let id = v
-                    .get("Msg-ID")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                let id = match serde_json::from_slice::<Routing>(&body) {
+                    Ok(r) => r.msg_id.unwrap_or_default().into_owned(),
+                    Err(_) => {
+                        s.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        continue;
+                    }
+                };
                 let tx = w.lock().expect("waiters").get(&id).cloned();
                 match tx {
                     Some(tx) => {
-                        let _ = tx.send(v);
+                        let _ = tx.send(body);
                     }
                     None => {
                         s.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -291,7 +310,7 @@ impl BusClient {
         let deadline = tokio::time::Instant::now() + collect.timeout;
         while collect.max_replies.is_none_or(|m| replies.len() < m) {
             match tokio::time::timeout_at(deadline, stream.rx.recv()).await {
-                Ok(Some(v)) => replies.push(v),
+                Ok(Some(b)) => replies.push(json_of(&b)),
                 _ => break,
             }
             if collect.done.is_some_and(|done| done(&replies)) {

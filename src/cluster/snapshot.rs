@@ -8,13 +8,14 @@
 
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Map, json};
 use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::app::state::{Outcome, State};
 use crate::kapi::asks::CHANNELS_CATEGORY as CATEGORY;
-use crate::kapi::compress;
+use crate::kapi::compress::{self, Limits, TooLarge};
 use crate::kapi::{Identity, Outgoing, Publish, PublishOutcome, Request};
 use crate::registry::{Channel, ChannelRecord, Registry};
 use crate::stats::Tally;
@@ -27,12 +28,12 @@ pub const PART_SIZE: usize = 2000;
 pub enum SnapshotError {
     #[error("a snapshot part has no Channels array")]
     NoChannels,
-    #[error("a channel in the snapshot does not decode: {0}")]
+    #[error("a snapshot part does not decode: {0}")]
     BadChannel(#[from] serde_json::Error),
 }
 
 /// One part's channels, copied out of the registry.
-struct Part {
+pub struct Part {
     records: Vec<ChannelRecord>,
     /// Where the next part starts in the slab.
     next: usize,
@@ -76,12 +77,88 @@ fn part_body(
     if let Some(d) = destroyed {
         head.insert("Destroyed".into(), json!(d));
     }
-    let mut out = serde_json::to_vec(&head).expect("maps serialize");
+    let mut out = Vec::with_capacity(part.records.len() * 640);
+    serde_json::to_writer(&mut out, &head).expect("maps serialize");
     out.pop();
     out.extend_from_slice(br#","Channels":"#);
     serde_json::to_writer(&mut out, &part.records).expect("records serialize");
     out.push(b'}');
     out
+}
+
+/// One part, ready to publish.
+pub struct EncodedPart {
+    pub number: usize,
+    pub body: Vec<u8>,
+    pub content_encoding: Option<&'static str>,
+    pub channels: usize,
+    pub last: bool,
+}
+
+/// A snapshot being produced for one request, a part at a time: the caller
+/// holds the registry's read lock for [`Producer::copy`] only, and writes
+/// (and compresses) the part with [`Producer::encode`] after releasing it.
+pub struct Producer<'a> {
+    identity: &'a Identity,
+    req: &'a Request,
+    limits: Limits,
+    count: usize,
+    destroyed: Vec<String>,
+    from: usize,
+    number: usize,
+    finished: bool,
+}
+
+impl<'a> Producer<'a> {
+    pub fn new(
+        registry: &Registry,
+        identity: &'a Identity,
+        req: &'a Request,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            identity,
+            req,
+            limits,
+            count: registry.len(),
+            destroyed: registry.destroyed().map(|t| t.to_string()).collect(),
+            from: 0,
+            number: 0,
+            finished: false,
+        }
+    }
+
+    /// The next part's channels; `None` once the last part was copied.
+    pub fn copy(&mut self, registry: &Registry) -> Option<Part> {
+        if self.finished {
+            return None;
+        }
+        let part = copy_part(registry, self.from);
+        self.from = part.next;
+        self.finished = part.last;
+        Some(part)
+    }
+
+    pub fn encode(&mut self, part: Part) -> Result<EncodedPart, TooLarge> {
+        self.number += 1;
+        let destroyed = (self.number == 1).then_some(&self.destroyed[..]);
+        let body = part_body(
+            self.identity,
+            self.req,
+            self.number,
+            &part,
+            self.count,
+            destroyed,
+        );
+        let (body, content_encoding) = compress::fit(body, self.limits)?;
+        Ok(EncodedPart {
+            number: self.number,
+            body,
+            content_encoding,
+            channels: part.records.len(),
+            last: part.last,
+        })
+    }
 }
 
 /// A starting peer's request: the registry, part after part, each published
@@ -94,34 +171,28 @@ pub async fn handle<P: Publish>(state: &State, publisher: &P, req: &Request) -> 
     };
     let peer = req.str("Node").unwrap_or_default().to_owned();
     let began = Instant::now();
-    let (count, destroyed) = {
-        let reg = state.registry();
-        let destroyed: Vec<String> = reg.destroyed().map(|t| t.to_string()).collect();
-        (reg.len(), destroyed)
-    };
-    let limits = state.settings.amqp.limits();
-    let (mut from, mut number, mut sent, mut bytes) = (0, 0, 0, 0);
+    let mut producer = Producer::new(
+        &state.registry(),
+        &state.identity,
+        req,
+        state.settings.amqp.limits(),
+    );
+    let (mut parts, mut sent, mut bytes) = (0, 0, 0);
     let finished = loop {
-        let part = copy_part(&state.registry(), from);
-        number += 1;
-        let body = part_body(
-            &state.identity,
-            req,
-            number,
-            &part,
-            count,
-            (number == 1).then_some(&destroyed[..]),
-        );
-        let (body, encoding) = match compress::fit(body, limits) {
-            Ok(b) => b,
+        let Some(part) = producer.copy(&state.registry()) else {
+            break true;
+        };
+        let part = match producer.encode(part) {
+            Ok(p) => p,
             Err(error) => {
-                warn!(msg_id = %req.msg_id, %peer, part = number, %error, "snapshot part too large for the broker; transfer abandoned");
+                warn!(msg_id = %req.msg_id, %peer, part = parts + 1, %error, "snapshot part too large for the broker; transfer abandoned");
                 break false;
             }
         };
-        bytes += body.len();
-        let mut msg = Outgoing::reply(to, body);
-        msg.content_encoding = encoding;
+        bytes += part.body.len();
+        let (number, channels) = (part.number, part.channels);
+        let mut msg = Outgoing::reply(to, part.body);
+        msg.content_encoding = part.content_encoding;
         match publisher.publish(msg).await {
             Ok(PublishOutcome::Confirmed) => {}
             outcome => {
@@ -129,15 +200,11 @@ pub async fn handle<P: Publish>(state: &State, publisher: &P, req: &Request) -> 
                 break false;
             }
         }
-        sent += part.records.len();
-        if part.last {
-            break true;
-        }
-        from = part.next;
+        (parts, sent) = (number, sent + channels);
     };
     crate::memory::release();
     if finished {
-        info!(msg_id = %req.msg_id, %peer, parts = number, channels = sent, bytes, took_ms = began.elapsed().as_millis() as u64, "snapshot sent to a starting peer");
+        info!(msg_id = %req.msg_id, %peer, parts, channels = sent, bytes, took_ms = began.elapsed().as_millis() as u64, "snapshot sent to a starting peer");
     }
     Outcome::default()
 }
@@ -148,23 +215,17 @@ pub fn replies(registry: &Registry, identity: &Identity, req: &Request) -> Vec<O
     let Ok(to) = req.reply_address() else {
         return Vec::new();
     };
-    let count = registry.len();
-    let destroyed: Vec<String> = registry.destroyed().map(|t| t.to_string()).collect();
+    let unbounded = Limits {
+        max_message_bytes: usize::MAX,
+        compress_above_bytes: usize::MAX,
+    };
+    let mut producer = Producer::new(registry, identity, req, unbounded);
     let mut out = Vec::new();
-    let mut from = 0;
-    loop {
-        let part = copy_part(registry, from);
-        let number = out.len() + 1;
-        let d = (number == 1).then_some(&destroyed[..]);
-        out.push(Outgoing::reply(
-            to,
-            part_body(identity, req, number, &part, count, d),
-        ));
-        if part.last {
-            return out;
-        }
-        from = part.next;
+    while let Some(part) = producer.copy(registry) {
+        let part = producer.encode(part).expect("no limit to pass");
+        out.push(Outgoing::reply(to, part.body));
     }
+    out
 }
 
 /// Where a starting instance stands in a transfer.
@@ -186,48 +247,56 @@ pub enum TransferError {
     Bad(#[from] SnapshotError),
 }
 
+/// A part as received: decoded straight into channels, with no JSON tree in
+/// between (a million channels are 500 parts).
+#[derive(Deserialize)]
+struct PartIn {
+    #[serde(rename = "Node", default)]
+    node: String,
+    #[serde(rename = "Part", default)]
+    part: u64,
+    #[serde(rename = "Last", default)]
+    last: bool,
+    #[serde(rename = "Destroyed", default)]
+    destroyed: Vec<String>,
+    #[serde(rename = "Channels")]
+    channels: Option<Vec<Channel>>,
+}
+
 impl Receiving {
-    /// Applies one part if it is the next from the peer being followed
-    /// (parts of another peer, answering a redelivered request, are skipped).
+    /// Applies one part (its decoded body) if it is the next from the peer
+    /// being followed (parts of another peer, answering a redelivered
+    /// request, are skipped).
     pub fn apply(
         &mut self,
         registry: &std::sync::RwLock<Registry>,
-        mut part: Value,
+        body: &[u8],
         now: Instant,
     ) -> Result<(), TransferError> {
-        let node = part["Node"].as_str().unwrap_or_default().to_owned();
+        let part: PartIn = serde_json::from_slice(body).map_err(SnapshotError::from)?;
         match &self.node {
-            Some(n) if *n != node => return Ok(()),
-            None if part["Part"] != 1 => return Ok(()),
+            Some(n) if *n != part.node => return Ok(()),
+            None if part.part != 1 => return Ok(()),
             _ => {}
         }
-        let got = part["Part"].as_u64().unwrap_or_default();
-        if got != self.part + 1 {
+        if part.part != self.part + 1 {
             return Err(TransferError::Lost {
                 had: self.part,
-                got,
+                got: part.part,
             });
         }
-        let Value::Array(list) = part["Channels"].take() else {
-            return Err(SnapshotError::NoChannels.into());
-        };
-        let channels = list
-            .into_iter()
-            .map(serde_json::from_value::<Channel>)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(SnapshotError::from)?;
+        let channels = part.channels.ok_or(SnapshotError::NoChannels)?;
         let mut reg = registry.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(ids) = part["Destroyed"].as_array() {
-            for id in ids.iter().filter_map(Value::as_str) {
-                reg.bury(id, now);
-            }
+        for id in &part.destroyed {
+            reg.bury(id, now);
         }
         for ch in channels {
             self.added += usize::from(reg.merge(ch));
         }
-        self.node = Some(node);
-        self.part = got;
-        self.done = part["Last"] == true;
+        drop(reg);
+        self.node = Some(part.node);
+        self.part = part.part;
+        self.done = part.last;
         Ok(())
     }
 }
@@ -239,6 +308,7 @@ mod tests {
     use crate::kapi::schema::schemas;
     use crate::kapi::{CallEvent, Incoming};
     use crate::test_support::fixture_bytes;
+    use serde_json::Value;
 
     fn state_with(n: usize) -> std::sync::Arc<State> {
         let state = State::new(Settings::defaults());
@@ -267,68 +337,96 @@ mod tests {
     #[tokio::test]
     async fn parts_cover_the_registry_validate_and_merge_back() {
         let state = state_with(PART_SIZE * 2 + 7);
-        let (mut from, mut parts) = (0, Vec::new());
-        loop {
-            let part = copy_part(&state.registry(), from);
-            let n = parts.len() + 1;
-            let body = part_body(
-                &state.identity,
-                &request(),
-                n,
-                &part,
-                0,
-                (n == 1).then_some(&[][..]),
-            );
-            let v: Value = serde_json::from_slice(&body).unwrap();
+        let req = request();
+        let parts: Vec<Vec<u8>> = replies(&state.registry(), &state.identity, &req)
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        let values: Vec<Value> = parts
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap())
+            .collect();
+        for (n, v) in values.iter().enumerate() {
             schemas()
-                .validate("channels.snapshot_resp", &v, "")
-                .unwrap_or_else(|e| panic!("part {n}: {e:?}"));
-            parts.push(v);
-            if part.last {
-                break;
-            }
-            from = part.next;
+                .validate("channels.snapshot_resp", v, "")
+                .unwrap_or_else(|e| panic!("part {}: {e:?}", n + 1));
         }
-        assert_eq!(parts.len(), 3);
-        assert_eq!(parts[2]["Last"], true);
-        assert_eq!(parts[0]["Last"], false);
+        assert_eq!(values.len(), 3);
+        assert_eq!(values[2]["Last"], true);
+        assert_eq!(values[0]["Last"], false);
+        assert_eq!(values[0]["Channel-Count"], PART_SIZE * 2 + 7);
 
         let copy = State::new(Settings::defaults());
         let mut rx = Receiving::default();
         // A part of another peer, before and among ours, is skipped.
-        let mut stranger = parts[1].clone();
+        let mut stranger = values[1].clone();
         stranger["Node"] = json!("someone@else");
-        rx.apply(&copy.registry, stranger.clone(), Instant::now())
-            .unwrap();
-        for p in &parts {
-            rx.apply(&copy.registry, p.clone(), Instant::now()).unwrap();
+        let stranger = serde_json::to_vec(&stranger).unwrap();
+        rx.apply(&copy.registry, &stranger, Instant::now()).unwrap();
+        for (n, p) in parts.iter().enumerate() {
+            rx.apply(&copy.registry, p, Instant::now()).unwrap();
+            if n == 0 {
+                rx.apply(&copy.registry, &stranger, Instant::now()).unwrap();
+            }
         }
         assert!(rx.done);
         assert_eq!(rx.added, PART_SIZE * 2 + 7);
         assert_eq!(copy.registry().len(), PART_SIZE * 2 + 7);
         let original = state.registry();
-        let record = |r: &Registry| ChannelRecord::from(r.get("call-4001").cloned().unwrap());
-        assert_eq!(record(&copy.registry()), record(&original));
+        for id in ["call-0", "call-4001", "call-4006"] {
+            // The whole channel, as compact as its peer's: its per-call values
+            // read from the custom variables they came in.
+            assert_eq!(copy.registry().get(id), original.get(id), "{id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn large_parts_go_compressed_and_decode_back() {
+        let state = state_with(PART_SIZE);
+        let req = request();
+        let limits = Limits {
+            max_message_bytes: 16 << 20,
+            compress_above_bytes: 64 << 10,
+        };
+        let mut producer = Producer::new(&state.registry(), &state.identity, &req, limits);
+        let part = producer.copy(&state.registry()).unwrap();
+        let part = producer.encode(part).unwrap();
+        assert_eq!(part.content_encoding, Some(compress::GZIP));
+        assert!(part.last && producer.copy(&state.registry()).is_none());
+        let body = compress::decode(part.body, part.content_encoding, 1 << 30).unwrap();
+        let copy = State::new(Settings::defaults());
+        let mut rx = Receiving::default();
+        rx.apply(&copy.registry, &body, Instant::now()).unwrap();
+        assert!(rx.done);
+        assert_eq!(copy.registry().len(), PART_SIZE);
     }
 
     #[tokio::test]
     async fn a_lost_part_fails_the_transfer() {
-        let state = state_with(PART_SIZE + 1);
-        let first = copy_part(&state.registry(), 0);
-        let second = copy_part(&state.registry(), first.next);
-        let p1: Value =
-            serde_json::from_slice(&part_body(&state.identity, &request(), 1, &first, 0, None))
-                .unwrap();
-        let p3: Value =
-            serde_json::from_slice(&part_body(&state.identity, &request(), 3, &second, 0, None))
-                .unwrap();
+        let state = state_with(PART_SIZE * 2 + 1);
+        let parts = replies(&state.registry(), &state.identity, &request());
         let copy = State::new(Settings::defaults());
         let mut rx = Receiving::default();
-        rx.apply(&copy.registry, p1, Instant::now()).unwrap();
+        rx.apply(&copy.registry, &parts[0].body, Instant::now())
+            .unwrap();
         assert!(matches!(
-            rx.apply(&copy.registry, p3, Instant::now()),
+            rx.apply(&copy.registry, &parts[2].body, Instant::now()),
             Err(TransferError::Lost { had: 1, got: 3 })
         ));
         assert!(!rx.done);
+    }
+
+    #[test]
+    fn a_part_that_is_not_json_is_an_error_not_a_panic() {
+        let copy = State::new(Settings::defaults());
+        let mut rx = Receiving::default();
+        assert!(matches!(
+            rx.apply(&copy.registry, b"{\"Part\":1,", Instant::now()),
+            Err(TransferError::Bad(_))
+        ));
+        assert!(matches!(
+            rx.apply(&copy.registry, br#"{"Part":1,"Node":"p"}"#, Instant::now()),
+            Err(TransferError::Bad(SnapshotError::NoChannels))
+        ));
     }
 }

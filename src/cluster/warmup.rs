@@ -68,6 +68,8 @@ pub async fn run(state: &State) -> Result<(Source, usize), WarmupError> {
         .with_max_reply_bytes(state.settings.cluster.max_warmup_reply_bytes);
     let result = warm(state, &client).await;
     client.close().await;
+    // A transfer leaves its parts' buffers behind.
+    crate::memory::release();
     result
 }
 
@@ -131,10 +133,10 @@ async fn from_peer(
     let mut replies = client.send_ask(asks::snapshot(), gap).await?;
     let mut receiving = Receiving::default();
     while !receiving.done {
-        let Some(part) = replies.next(gap).await else {
+        let Some(part) = replies.next_body(gap).await else {
             return Err(Failed::Stalled(gap.as_millis() as u64, receiving.part));
         };
-        receiving.apply(&state.registry, part, Instant::now())?;
+        receiving.apply(&state.registry, &part, Instant::now())?;
     }
     let node = receiving.node.unwrap_or_default();
     Ok((Source::Peer(node), receiving.added))

@@ -58,7 +58,9 @@ const SPILL: usize = 256 << 10;
 impl Body {
     pub fn new(limits: Limits, capacity: usize) -> Self {
         Self {
-            buf: Vec::with_capacity(capacity.min(limits.compress_above_bytes + SPILL)),
+            buf: Vec::with_capacity(
+                capacity.min(limits.compress_above_bytes.saturating_add(SPILL)),
+            ),
             gz: None,
             raw: 0,
             limits,

@@ -559,16 +559,10 @@ impl Channel {
                 own[REQUEST] = None;
             }
         }
-        let ccv = vars.as_ref().or(self.custom_channel_vars.as_ref());
-        let mut in_ccv = 0;
-        for (n, &i) in COPIED.iter().enumerate() {
-            if let Some(v) = &own[i]
-                && ccv.and_then(|c| c.copied(n)) == Some(&**v)
-            {
-                in_ccv |= 1 << n;
-                own[i] = None;
-            }
-        }
+        let in_ccv = held_in_ccv(
+            &mut own,
+            vars.as_ref().or(self.custom_channel_vars.as_ref()),
+        );
         let packed = (own != old.values()).then(|| Own::pack(&self.uuid, &own));
         drop(own);
         self.own = packed.unwrap_or(old);
@@ -751,6 +745,15 @@ impl From<ChannelRecord> for Channel {
         if own[BRIDGE_ID].as_deref() == Some(r.uuid.as_str()) {
             own[BRIDGE_ID] = None;
         }
+        // Held as compactly as a channel built from events: a snapshot's
+        // channel must not cost its newcomer more than its peer.
+        let in_ccv = held_in_ccv(&mut own, r.custom_channel_vars.as_ref());
+        let request_derived = own[REQUEST]
+            .as_deref()
+            .is_some_and(|q| is_at(q, own[DESTINATION].as_deref(), r.realm.as_deref()));
+        if request_derived {
+            own[REQUEST] = None;
+        }
         let own = Own::pack(&r.uuid, &own);
         let mut ch = Channel {
             uuid: r.uuid,
@@ -781,8 +784,8 @@ impl From<ChannelRecord> for Channel {
             is_onhold: r.is_onhold,
             is_loopback: r.is_loopback,
             own,
-            in_ccv: 0,
-            request_derived: false,
+            in_ccv,
+            request_derived,
             extra: None,
         };
         if let Some(v) = r.sip_headers {
@@ -852,6 +855,21 @@ impl From<Channel> for ChannelRecord {
 }
 
 /// Whether `request` is `<destination>@<realm>`.
+/// Drops the values of `COPIED` that the CCVs carry as they are, so they are
+/// read from there; the bits of `Channel::in_ccv` for what was dropped.
+fn held_in_ccv(own: &mut [Option<Cow<'_, str>>; OWN], ccv: Option<&Vars>) -> u8 {
+    let mut in_ccv = 0;
+    for (n, &i) in COPIED.iter().enumerate() {
+        if let Some(v) = &own[i]
+            && ccv.and_then(|c| c.copied(n)) == Some(&**v)
+        {
+            in_ccv |= 1 << n;
+            own[i] = None;
+        }
+    }
+    in_ccv
+}
+
 fn is_at(request: &str, destination: Option<&str>, realm: Option<&str>) -> bool {
     let (Some(dest), Some(realm)) = (destination, realm) else {
         return false;
