@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::app::state::{Outcome, State};
 use crate::kapi::asks::CHANNELS_CATEGORY as CATEGORY;
-use crate::kapi::compress::{self, Limits, TooLarge};
+use crate::kapi::compress::{self, Codec, Limits, TooLarge};
 use crate::kapi::{Identity, Outgoing, Publish, PublishOutcome, Request};
 use crate::registry::{Channel, ChannelRecord, Registry};
 use crate::stats::Tally;
@@ -102,6 +102,7 @@ pub struct Producer<'a> {
     identity: &'a Identity,
     req: &'a Request,
     limits: Limits,
+    codec: Codec,
     count: usize,
     destroyed: Vec<String>,
     from: usize,
@@ -116,10 +117,13 @@ impl<'a> Producer<'a> {
         req: &'a Request,
         limits: Limits,
     ) -> Self {
+        let accepted = req.body.get("Accept-Encoding").and_then(|v| v.as_array());
+        let codec = Codec::accepted(accepted.into_iter().flatten().filter_map(|v| v.as_str()));
         Self {
             identity,
             req,
             limits,
+            codec,
             count: registry.len(),
             destroyed: registry.destroyed().map(|t| t.to_string()).collect(),
             from: 0,
@@ -150,7 +154,7 @@ impl<'a> Producer<'a> {
             self.count,
             destroyed,
         );
-        let (body, content_encoding) = compress::fit(body, self.limits)?;
+        let (body, content_encoding) = compress::fit_as(body, self.limits, self.codec)?;
         Ok(EncodedPart {
             number: self.number,
             body,

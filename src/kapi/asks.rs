@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::compress;
 use super::dialect::{Dialect, QUERY_STATUS};
 use super::encode;
 use super::exchanges::{CALLCTL, CALLEVT};
@@ -205,7 +206,14 @@ pub fn command(body: Map<String, Value>) -> Ask {
 
 /// A starting instance's request for a peer's registry.
 pub fn snapshot() -> Ask {
-    ours(SNAPSHOT_ROUTING_KEY, "snapshot_req", Map::new())
+    let mut body = Map::new();
+    // What this instance decodes, best first; a peer that knows none of them
+    // (or not the key) sends gzip.
+    body.insert(
+        "Accept-Encoding".into(),
+        json!([compress::ZSTD, compress::GZIP]),
+    );
+    ours(SNAPSHOT_ROUTING_KEY, "snapshot_req", body)
 }
 
 /// Every instance's status.
@@ -269,6 +277,23 @@ mod tests {
         assert_eq!(Value::Object(o.body), json!({"Device-ID": "d@a"}));
         // Our own requests are not channel queries.
         assert_eq!(in_dialect(status(), Dialect::Kazoo5), status());
+    }
+
+    #[test]
+    fn the_snapshot_request_validates_and_accepts_zstd_then_gzip() {
+        let ask = snapshot();
+        let mut body = ask.body.clone();
+        crate::kapi::Identity::new("kazoo-channels@h").stamp(
+            &mut body,
+            ask.category,
+            ask.name,
+            "m1",
+        );
+        body.insert("Server-ID".into(), json!("q"));
+        crate::kapi::schema::schemas()
+            .validate("channels.snapshot_req", &Value::Object(body), "")
+            .unwrap();
+        assert_eq!(ask.body["Accept-Encoding"], json!(["zstd", "gzip"]));
     }
 
     #[test]
