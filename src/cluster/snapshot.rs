@@ -14,7 +14,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::app::state::{Outcome, State};
-use crate::kapi::asks::CHANNELS_CATEGORY as CATEGORY;
+use crate::kapi::asks::{self, CHANNELS_CATEGORY as CATEGORY};
 use crate::kapi::compress::{self, Codec, Limits, TooLarge};
 use crate::kapi::{Identity, Outgoing, Publish, PublishOutcome, Request};
 use crate::registry::{Channel, ChannelRecord, Registry};
@@ -40,12 +40,16 @@ pub struct Part {
     last: bool,
 }
 
-fn copy_part(registry: &Registry, from: usize) -> Part {
+fn copy_part(registry: &Registry, from: usize, compact: bool) -> Part {
     let mut records = Vec::with_capacity(PART_SIZE);
     let mut slots = registry.slots_from(from);
     let mut next = from;
     for (slot, ch) in slots.by_ref() {
-        records.push(ChannelRecord::from(ch.clone()));
+        let mut record = ChannelRecord::from(ch.clone());
+        if compact {
+            record.compact();
+        }
+        records.push(record);
         next = slot + 1;
         if records.len() == PART_SIZE {
             break;
@@ -103,6 +107,8 @@ pub struct Producer<'a> {
     req: &'a Request,
     limits: Limits,
     codec: Codec,
+    /// The requester reads [`ChannelRecord::compact`]'s form.
+    compact: bool,
     count: usize,
     destroyed: Vec<String>,
     from: usize,
@@ -124,6 +130,7 @@ impl<'a> Producer<'a> {
             req,
             limits,
             codec,
+            compact: req.str(asks::RECORD_FORM) == Some(asks::COMPACT),
             count: registry.len(),
             destroyed: registry.destroyed().map(|t| t.to_string()).collect(),
             from: 0,
@@ -137,7 +144,7 @@ impl<'a> Producer<'a> {
         if self.finished {
             return None;
         }
-        let part = copy_part(registry, self.from);
+        let part = copy_part(registry, self.from, self.compact);
         self.from = part.next;
         self.finished = part.last;
         Some(part)
@@ -330,6 +337,7 @@ mod tests {
         state
     }
 
+    /// An older peer's request: the full record form, gzip.
     fn request() -> Request {
         Request::parse(&Incoming::new(
             "channels.snapshot",
@@ -338,11 +346,31 @@ mod tests {
         .unwrap()
     }
 
+    /// Ours: compact records, zstd.
+    fn compact_request() -> Request {
+        let mut body = asks::snapshot().body;
+        body.extend([
+            ("Msg-ID".into(), json!("m2")),
+            ("Server-ID".into(), json!("q1")),
+            ("Node".into(), json!("peer@h")),
+        ]);
+        Request::parse(&Incoming::new(
+            "channels.snapshot",
+            serde_json::to_vec(&body).unwrap(),
+        ))
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn parts_cover_the_registry_validate_and_merge_back() {
         let state = state_with(PART_SIZE * 2 + 7);
-        let req = request();
-        let parts: Vec<Vec<u8>> = replies(&state.registry(), &state.identity, &req)
+        for req in [request(), compact_request()] {
+            parts_merge_back(&state, &req);
+        }
+    }
+
+    fn parts_merge_back(state: &State, req: &Request) {
+        let parts: Vec<Vec<u8>> = replies(&state.registry(), &state.identity, req)
             .into_iter()
             .map(|m| m.body)
             .collect();
@@ -377,6 +405,13 @@ mod tests {
         assert_eq!(rx.added, PART_SIZE * 2 + 7);
         assert_eq!(copy.registry().len(), PART_SIZE * 2 + 7);
         let original = state.registry();
+        let compact = req.str(asks::RECORD_FORM).is_some();
+        assert_eq!(
+            values[0]["Channels"][0].get("from_ccv").is_some(),
+            compact,
+            "the compact form only when asked: {}",
+            values[0]["Channels"][0]
+        );
         for id in ["call-0", "call-4001", "call-4006"] {
             // The whole channel, as compact as its peer's: its per-call values
             // read from the custom variables they came in.
@@ -387,15 +422,23 @@ mod tests {
     #[tokio::test]
     async fn large_parts_go_compressed_and_decode_back() {
         let state = state_with(PART_SIZE);
-        let req = request();
+        for (req, codec) in [
+            (request(), compress::GZIP),
+            (compact_request(), compress::ZSTD),
+        ] {
+            large_parts_decode_back(&state, &req, codec);
+        }
+    }
+
+    fn large_parts_decode_back(state: &State, req: &Request, codec: &str) {
         let limits = Limits {
             max_message_bytes: 16 << 20,
             compress_above_bytes: 64 << 10,
         };
-        let mut producer = Producer::new(&state.registry(), &state.identity, &req, limits);
+        let mut producer = Producer::new(&state.registry(), &state.identity, req, limits);
         let part = producer.copy(&state.registry()).unwrap();
         let part = producer.encode(part).unwrap();
-        assert_eq!(part.content_encoding, Some(compress::GZIP));
+        assert_eq!(part.content_encoding, Some(codec));
         assert!(part.last && producer.copy(&state.registry()).is_none());
         let body = compress::decode(part.body, part.content_encoding, 1 << 30).unwrap();
         let copy = State::new(Settings::defaults());

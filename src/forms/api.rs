@@ -481,6 +481,7 @@ pub fn read(call_id: &str, value: &Value) -> Option<Channel> {
         sip_headers: object(a.csh),
         auth_headers: object(a.cah),
         recordings: Default::default(),
+        from_ccv: 0,
     }
     .into();
     Some(ch)

@@ -205,8 +205,14 @@ pub fn command(body: Map<String, Value>) -> Ask {
 }
 
 /// A starting instance's request for a peer's registry.
+/// The snapshot request's key for the form of the records wanted: peers that
+/// know [`COMPACT`] send it, others (and older peers) the full record form.
+pub const RECORD_FORM: &str = "Record-Form";
+pub const COMPACT: &str = "compact";
+
 pub fn snapshot() -> Ask {
     let mut body = Map::new();
+    body.insert(RECORD_FORM.into(), json!(COMPACT));
     // What this instance decodes, best first; a peer that knows none of them
     // (or not the key) sends gzip.
     body.insert(
@@ -294,6 +300,7 @@ mod tests {
             .validate("channels.snapshot_req", &Value::Object(body), "")
             .unwrap();
         assert_eq!(ask.body["Accept-Encoding"], json!(["zstd", "gzip"]));
+        assert_eq!(ask.body[RECORD_FORM], COMPACT);
     }
 
     #[test]

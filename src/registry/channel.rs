@@ -235,12 +235,17 @@ pub struct ChannelRecord {
     #[serde(default)]
     pub seq: Seqs,
     /// [5.x] (WIRE-5.md §3); absent from an older peer's snapshot.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Text>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_headers: Option<Vars>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_headers: Option<Vars>,
+    /// What [`ChannelRecord::compact`] left out, to be read back from the
+    /// custom channel variables (bit `n`: `FROM_CCV[n]`) or derived
+    /// ([`REQUEST_DERIVED`]); 0 in the full form.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub from_ccv: u16,
     #[serde(default, skip_serializing_if = "Recordings::is_empty")]
     pub recordings: Recordings,
 }
@@ -721,7 +726,8 @@ impl Channel {
 }
 
 impl From<ChannelRecord> for Channel {
-    fn from(r: ChannelRecord) -> Self {
+    fn from(mut r: ChannelRecord) -> Self {
+        r.expand();
         let mut own: [Option<Cow<'_, str>>; OWN] = Default::default();
         for (i, v) in [
             (DESTINATION, &r.destination),
@@ -846,6 +852,7 @@ impl From<Channel> for ChannelRecord {
             sip_headers: c.sip_headers().cloned(),
             auth_headers: c.auth_headers().cloned(),
             recordings: c.recordings().cloned().unwrap_or_default(),
+            from_ccv: 0,
             seq: c.seq,
             uuid: c.uuid,
             custom_channel_vars: c.custom_channel_vars,
@@ -854,7 +861,105 @@ impl From<Channel> for ChannelRecord {
     }
 }
 
-/// Whether `request` is `<destination>@<realm>`.
+/// The record fields the compact form leaves out when the custom channel
+/// variables carry them as they are: a channel's ids are mostly its CCVs'.
+const FROM_CCV: [&str; 9] = [
+    "Account-ID",
+    "Authorizing-ID",
+    "Owner-ID",
+    "Realm",
+    "Username",
+    "Fetch-ID",
+    "Bridge-ID",
+    "Call-Interaction-ID",
+    "Presence-ID",
+];
+/// Bit of `ChannelRecord::from_ccv`: `request` is `<destination>@<realm>`.
+const REQUEST_DERIVED: u16 = 1 << 15;
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+impl ChannelRecord {
+    fn from_ccv_slots(&mut self) -> [&mut Option<Text>; FROM_CCV.len()] {
+        [
+            &mut self.account_id,
+            &mut self.authorizing_id,
+            &mut self.owner_id,
+            &mut self.realm,
+            &mut self.username,
+            &mut self.fetch_id,
+            &mut self.bridge_id,
+            &mut self.interaction_id,
+            &mut self.presence_id,
+        ]
+    }
+
+    /// The compact form a snapshot carries to a peer that reads it: values
+    /// its CCVs hold as they are, a bridge id that is the call's own and a
+    /// request that is `<destination>@<realm>` are left out (a third of a
+    /// record). [`ChannelRecord::expand`] puts them back.
+    pub fn compact(&mut self) {
+        if self
+            .request
+            .as_deref()
+            .is_some_and(|q| is_at(q, self.destination.as_deref(), self.realm.as_deref()))
+        {
+            self.request = None;
+            self.from_ccv |= REQUEST_DERIVED;
+        }
+        let ccv = self.custom_channel_vars.take();
+        if let Some(vars) = &ccv {
+            let mut bits = 0;
+            for (n, slot) in self.from_ccv_slots().into_iter().enumerate() {
+                if slot.is_some() && slot.as_deref() == plain_var(vars, FROM_CCV[n]) {
+                    *slot = None;
+                    bits |= 1 << n;
+                }
+            }
+            self.from_ccv |= bits;
+        }
+        self.custom_channel_vars = ccv;
+        if self.bridge_id.as_deref() == Some(self.uuid.as_str()) {
+            // Read back as the call's own id, in either form.
+            self.bridge_id = None;
+        }
+    }
+
+    /// Undoes [`ChannelRecord::compact`] (nothing to do in the full form).
+    pub fn expand(&mut self) {
+        let bits = std::mem::take(&mut self.from_ccv);
+        if bits == 0 {
+            return;
+        }
+        let ccv = self.custom_channel_vars.take();
+        if let Some(vars) = &ccv {
+            for (n, slot) in self.from_ccv_slots().into_iter().enumerate() {
+                if bits & (1 << n) != 0 {
+                    *slot = plain_var(vars, FROM_CCV[n]).map(Text::from);
+                }
+            }
+        }
+        self.custom_channel_vars = ccv;
+        if bits & REQUEST_DERIVED != 0
+            && let (Some(dest), Some(realm)) = (&self.destination, &self.realm)
+        {
+            self.request = Some(Text::from(
+                format!("{}@{}", dest.as_str(), realm.as_str()).as_str(),
+            ));
+        }
+    }
+}
+
+/// A string variable whose JSON text is its value (no escapes).
+fn plain_var<'v>(vars: &'v Vars, key: &str) -> Option<&'v str> {
+    vars.entries()
+        .find(|(k, _, raw)| *k == key && !raw)
+        .map(|(_, v, _)| v.as_str())
+        .filter(|v| !v.contains('\\'))
+}
+
 /// Drops the values of `COPIED` that the CCVs carry as they are, so they are
 /// read from there; the bits of `Channel::in_ccv` for what was dropped.
 fn held_in_ccv(own: &mut [Option<Cow<'_, str>>; OWN], ccv: Option<&Vars>) -> u8 {
@@ -870,6 +975,7 @@ fn held_in_ccv(own: &mut [Option<Cow<'_, str>>; OWN], ccv: Option<&Vars>) -> u8 
     in_ccv
 }
 
+/// Whether `request` is `<destination>@<realm>`.
 fn is_at(request: &str, destination: Option<&str>, realm: Option<&str>) -> bool {
     let (Some(dest), Some(realm)) = (destination, realm) else {
         return false;

@@ -290,3 +290,41 @@ fn an_oversized_own_value_is_dropped_and_the_others_kept() {
     assert_eq!(ch.caller_id_name(), None);
     assert_eq!(ch.caller_id_number(), Some("+14158867900"));
 }
+
+/// The compact record leaves out only what it can put back exactly: the
+/// CCVs' plain values, the call's own bridge id, a derived request.
+#[test]
+fn a_compact_record_reads_back_as_the_channel() {
+    let mut r = reg();
+    let now = Instant::now();
+    r.apply(ev(&create43()), now);
+    r.apply(ev(&answer43()), now);
+    let mut odd = b_leg("CHANNEL_CREATE", 1_702_380_800_000_001);
+    // A username that differs from the variable, a variable with an escape
+    // and a request that is not <destination>@<realm> stay in the record.
+    odd["Custom-Channel-Vars"]["Owner-ID"] = json!("own\"er");
+    odd["Request"] = json!("2600@elsewhere.example.com");
+    r.apply(ev(&odd), now);
+    for id in [A, B] {
+        let ch = r.get(id).unwrap();
+        let full = ChannelRecord::from(ch.clone());
+        let mut compact = full.clone();
+        compact.compact();
+        assert_ne!(
+            compact.from_ccv, 0,
+            "{id}: something is carried by the CCVs"
+        );
+        let json = serde_json::to_vec(&compact).unwrap();
+        assert!(
+            json.len() < serde_json::to_vec(&full).unwrap().len() * 9 / 10,
+            "{id}: smaller"
+        );
+        let back: Channel = serde_json::from_slice(&json).unwrap();
+        assert_eq!(&back, ch, "{id}");
+        assert_eq!(ChannelRecord::from(back), full, "{id}");
+    }
+    let mut b = ChannelRecord::from(r.get(B).unwrap().clone());
+    b.compact();
+    assert!(b.owner_id.is_some(), "an escaped variable is not relied on");
+    assert!(b.request.is_some(), "a request of another realm is kept");
+}
