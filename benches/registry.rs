@@ -269,9 +269,18 @@ fn main() {
 /// a warm-up is the `warmup` bench's.
 fn snapshot_rows(reg: &Registry, identity: &Identity, rows: &mut Vec<Row>) {
     let channels = reg.len();
+    // What a starting instance asks for (compact records, zstd).
+    let mut ask = kazoo_channels::kapi::asks::snapshot().body;
+    for (k, v) in [
+        ("Msg-ID", "bench"),
+        ("Server-ID", "q"),
+        ("Node", "newcomer@bench"),
+    ] {
+        ask.insert(k.into(), v.into());
+    }
     let req = Request::parse(&Incoming::new(
         "channels.snapshot",
-        br#"{"Event-Category":"channels","Event-Name":"snapshot_req","Msg-ID":"bench","Server-ID":"q","Node":"newcomer@bench","Accept-Encoding":["zstd","gzip"]}"#.to_vec(),
+        serde_json::to_vec(&ask).expect("serializes"),
     ))
     .expect("the request parses");
     let t = Instant::now();
@@ -291,6 +300,9 @@ fn snapshot_rows(reg: &Registry, identity: &Identity, rows: &mut Vec<Row>) {
         .collect();
     let unpack = t.elapsed();
     let raw: usize = bodies.iter().map(Vec::len).sum();
+    if std::env::var_os("REGISTRY_SHOW_PART").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(&bodies[1][..4000]));
+    }
     let t = Instant::now();
     for b in &bodies {
         black_box(serde_json::from_slice::<serde_json::Value>(b).expect("JSON"));
