@@ -882,7 +882,7 @@ fn is_zero(n: &u16) -> bool {
 }
 
 impl ChannelRecord {
-    fn from_ccv_slots(&mut self) -> [&mut Option<Text>; FROM_CCV.len()] {
+    fn slots_in_ccv(&mut self) -> [&mut Option<Text>; FROM_CCV.len()] {
         [
             &mut self.account_id,
             &mut self.authorizing_id,
@@ -912,7 +912,7 @@ impl ChannelRecord {
         let ccv = self.custom_channel_vars.take();
         if let Some(vars) = &ccv {
             let mut bits = 0;
-            for (n, slot) in self.from_ccv_slots().into_iter().enumerate() {
+            for (n, slot) in self.slots_in_ccv().into_iter().enumerate() {
                 if slot.is_some() && slot.as_deref() == plain_var(vars, FROM_CCV[n]) {
                     *slot = None;
                     bits |= 1 << n;
@@ -935,7 +935,7 @@ impl ChannelRecord {
         }
         let ccv = self.custom_channel_vars.take();
         if let Some(vars) = &ccv {
-            for (n, slot) in self.from_ccv_slots().into_iter().enumerate() {
+            for (n, slot) in self.slots_in_ccv().into_iter().enumerate() {
                 if bits & (1 << n) != 0 {
                     *slot = plain_var(vars, FROM_CCV[n]).map(Text::from);
                 }
