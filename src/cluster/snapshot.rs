@@ -284,7 +284,12 @@ impl Receiving {
         body: &[u8],
         now: Instant,
     ) -> Result<(), TransferError> {
-        let part: PartIn = serde_json::from_slice(body).map_err(SnapshotError::from)?;
+        // Decoded under the write lock, with the registry's interner: while
+        // it warms up, nothing else reads the registry.
+        let mut reg = registry.write().unwrap_or_else(|p| p.into_inner());
+        let part: PartIn = reg
+            .decoding(|| serde_json::from_slice(body))
+            .map_err(SnapshotError::from)?;
         match &self.node {
             Some(n) if *n != part.node => return Ok(()),
             None if part.part != 1 => return Ok(()),
@@ -297,7 +302,6 @@ impl Receiving {
             });
         }
         let channels = part.channels.ok_or(SnapshotError::NoChannels)?;
-        let mut reg = registry.write().unwrap_or_else(|p| p.into_inner());
         for id in &part.destroyed {
             reg.bury(id, now);
         }

@@ -137,39 +137,19 @@ fn sorted(v: &Value) -> Vec<&str> {
 #[test]
 fn endpoint_channels_are_the_accounts_by_device_or_owner() {
     let reg = registry();
-    let r = ask(
-        &reg,
-        "query_endpoint_channels_req",
-        json!({"Account-ID": ACCT, "Endpoint-ID": "own1"}),
-    )
-    .unwrap();
-    assert_eq!(
-        sorted(&r["Channels"]),
-        ["c1", "c2"],
-        "not x1: another account"
-    );
-    let r = ask(
-        &reg,
-        "query_endpoint_channels_req",
-        json!({"Account-ID": ACCT, "Endpoint-ID": "dev1"}),
-    )
-    .unwrap();
-    assert_eq!(
-        sorted(&r["Channels"]),
-        ["c1", "c3"],
-        "device of c1, owner of c3"
-    );
+    for (endpoint, want, why) in [
+        ("own1", &["c1", "c2"][..], "not x1: another account"),
+        ("dev1", &["c1", "c3"][..], "device of c1, owner of c3"),
+        ("none", &[][..], "always answered"),
+    ] {
+        let keys = json!({"Account-ID": ACCT, "Endpoint-ID": endpoint});
+        let r = ask(&reg, "query_endpoint_channels_req", keys).unwrap();
+        assert_eq!(sorted(&r["Channels"]), want, "{endpoint}: {why}");
+    }
     let r = ask(&reg, "query_endpoint_channels_req",
         json!({"Account-ID": ACCT, "Endpoint-ID": "own1", "Direction": "outbound", "Count-Only": "true"})).unwrap();
     assert_eq!(r["Count"], 1);
     assert!(r.get("Channels").is_none());
-    let r = ask(
-        &reg,
-        "query_endpoint_channels_req",
-        json!({"Account-ID": ACCT, "Endpoint-ID": "none"}),
-    )
-    .unwrap();
-    assert_eq!(r["Channels"], json!([]), "always answered");
     for keys in [
         json!({"Account-ID": ACCT}),
         json!({"Endpoint-ID": "own1"}),
@@ -185,26 +165,21 @@ fn endpoint_channels_are_the_accounts_by_device_or_owner() {
 #[test]
 fn count_has_one_integer_per_key_given() {
     let reg = registry();
-    let r = ask(
-        &reg,
-        "count_req",
-        json!({"Account-ID": ACCT, "Device-ID": "dev1", "Endpoint-ID": "dev1",
-        "Owner-ID": "own1", "User-ID": "own1"}),
-    )
-    .unwrap();
-    assert_eq!(
-        r["Count"],
-        json!({"account": 3, "device": 1, "endpoint": 2, "owner": 2, "user": 2})
-    );
-    let r = ask(
-        &reg,
-        "count_req",
-        json!({"Account-ID": ACCT, "Owner-ID": "own1", "Direction": "inbound"}),
-    )
-    .unwrap();
-    assert_eq!(r["Count"], json!({"account": 2, "owner": 1}));
-    let r = ask(&reg, "count_req", json!({"Account-ID": "nobody"})).unwrap();
-    assert_eq!(r["Count"], json!({"account": 0}));
+    for (keys, want) in [
+        (
+            json!({"Account-ID": ACCT, "Device-ID": "dev1", "Endpoint-ID": "dev1",
+                "Owner-ID": "own1", "User-ID": "own1"}),
+            json!({"account": 3, "device": 1, "endpoint": 2, "owner": 2, "user": 2}),
+        ),
+        (
+            json!({"Account-ID": ACCT, "Owner-ID": "own1", "Direction": "inbound"}),
+            json!({"account": 2, "owner": 1}),
+        ),
+        (json!({"Account-ID": "nobody"}), json!({"account": 0})),
+    ] {
+        let r = ask(&reg, "count_req", keys.clone()).unwrap();
+        assert_eq!(r["Count"], want, "{keys}");
+    }
     // ecallmgr's count/1 crashes without an account: silence.
     assert!(matches!(
         refused(&reg, "count_req", json!({"Owner-ID": "own1"})),

@@ -144,20 +144,6 @@ fn scoped<'a, C>(write: impl FnOnce(&mut json::Obj<'_>) -> usize) -> Body<'a, C>
     Body::Scoped(members, n)
 }
 
-/// The reply to `req` from `body`, compressed or refused as `limits` say.
-fn reply<C: Borrow<Channel>>(
-    identity: &Identity,
-    req: &QueryRequest,
-    body: &Body<'_, C>,
-    now_gregorian: u64,
-    limits: Limits,
-) -> Result<Outgoing, TooLarge> {
-    let (bytes, encoding) = encode(identity, req, body, now_gregorian, limits)?;
-    let mut out = Outgoing::reply(&req.reply_to, bytes);
-    out.content_encoding = encoding;
-    Ok(out)
-}
-
 /// Decides the reply to one request. `now_gregorian` is the answer time, for
 /// `elapsed_s`. A reply over the default limits is left unanswered.
 pub fn answer(
@@ -339,16 +325,17 @@ fn distinct(ids: &[String]) -> impl Iterator<Item = &str> {
         .filter(move |id| seen.insert(*id))
 }
 
-/// The envelope keys (`Identity::stamp`) followed by the body, written in one
-/// pass straight from the channels, a channel at a time into a [`compress::Body`]
-/// (gzip once past the threshold, refused once past the limit).
-fn encode<C: Borrow<Channel>>(
+/// The reply to `req`: the envelope keys (`Identity::stamp`) followed by the
+/// body, written in one pass straight from the channels, a channel at a time
+/// into a [`compress::Body`] (gzip once past the threshold, refused once past
+/// the limit).
+fn reply<C: Borrow<Channel>>(
     identity: &Identity,
     req: &QueryRequest,
     body: &Body<'_, C>,
     now_gregorian: u64,
     limits: Limits,
-) -> Result<(Vec<u8>, Option<&'static str>), TooLarge> {
+) -> Result<Outgoing, TooLarge> {
     let mut envelope = Map::new();
     identity.stamp(
         &mut envelope,
@@ -398,7 +385,10 @@ fn encode<C: Borrow<Channel>>(
             out.buf.extend_from_slice(&members[1..]);
         }
     }
-    out.finish()
+    let (bytes, encoding) = out.finish()?;
+    let mut reply = Outgoing::reply(&req.reply_to, bytes);
+    reply.content_encoding = encoding;
+    Ok(reply)
 }
 
 #[cfg(test)]

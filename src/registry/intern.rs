@@ -9,6 +9,7 @@
 //! values a channel keeps of them are one sharing scheme, tested together.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -457,13 +458,40 @@ impl Serialize for Vars {
     }
 }
 
+thread_local! {
+    /// The interner [`Interner::lend`] lends to [`Vars`] read on this thread.
+    static LENT: RefCell<Option<Interner>> = const { RefCell::new(None) };
+}
+
+impl Interner {
+    /// Runs `f` with this interner lent to every [`Vars`] deserialized on this
+    /// thread meanwhile: a snapshot part's thousands of custom-variable
+    /// objects then take the registry's shapes and values as they are read,
+    /// instead of each building a shape and copies of its own that are shared
+    /// and dropped right after (garbage that fragments the heap a million
+    /// channels live in).
+    pub fn lend<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        struct Back<'a>(&'a mut Interner);
+        impl Drop for Back<'_> {
+            fn drop(&mut self) {
+                if let Some(lent) = LENT.with(|l| l.borrow_mut().take()) {
+                    *self.0 = lent;
+                }
+            }
+        }
+        LENT.with(|l| *l.borrow_mut() = Some(std::mem::take(self)));
+        let _back = Back(self);
+        f()
+    }
+}
+
 impl<'de> Deserialize<'de> for Vars {
-    /// Outside the registry there is no interner: the values are the
-    /// object's own until [`Interner::share_vars`].
+    /// With no interner lent ([`Interner::lend`]) the values are the object's
+    /// own until [`Interner::share_vars`].
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
-        Interner::default()
-            .vars(&raw, &[])
+        let lent = LENT.with(|l| l.borrow_mut().as_mut().map(|i| i.vars(&raw, &[])));
+        lent.unwrap_or_else(|| Interner::default().vars(&raw, &[]))
             .ok_or_else(|| D::Error::custom("custom variables are not a JSON object"))
     }
 }
@@ -475,6 +503,36 @@ mod tests {
 
     fn raw(v: &Value) -> Box<RawValue> {
         RawValue::from_string(v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_lent_interner_shares_what_is_read_and_comes_back() {
+        let mut i = Interner::default();
+        let account = i.intern("acct-1");
+        let read = |i: &mut Interner| -> Vars {
+            i.lend(|| serde_json::from_str(r#"{"Account-ID":"acct-1","Fetch-ID":"f1"}"#).unwrap())
+        };
+        let (a, b) = (read(&mut i), read(&mut i));
+        assert!(Arc::ptr_eq(&a.shape, &b.shape), "one shape for both");
+        let value = |v: &Vars, key: &str| v.entries().find(|e| e.0 == key).unwrap().1.clone();
+        assert!(
+            Text::ptr_eq(&value(&a, "Account-ID"), &account),
+            "the registry's copy"
+        );
+        assert!(
+            !Text::ptr_eq(&value(&a, "Fetch-ID"), &value(&b, "Fetch-ID")),
+            "per-call values stay own"
+        );
+        assert!(i.strings.contains("acct-1"), "the interner came back");
+        // Not lent: a shape of its own.
+        let c: Vars = serde_json::from_str(r#"{"Account-ID":"acct-1","Fetch-ID":"f1"}"#).unwrap();
+        assert!(!Arc::ptr_eq(&a.shape, &c.shape));
+        assert_eq!(a, c);
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            i.lend(|| panic!("a decoder that panics"))
+        }));
+        assert!(failed.is_err());
+        assert!(i.strings.contains("acct-1"), "back after a panic too");
     }
 
     #[test]

@@ -330,6 +330,16 @@ impl Registry {
         }
     }
 
+    /// Runs `f` (a snapshot part's decoding) with the registry's interner
+    /// lent to the custom variables it reads ([`Interner::lend`]).
+    pub fn decoding<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let out = self.strings.lend(f);
+        // A peer's variables passed the custom-variable rule at its intake;
+        // nothing to report of them here.
+        let _ = self.strings.take_changes();
+        out
+    }
+
     /// Merges a channel learned from elsewhere (a peer's snapshot, ecallmgr):
     /// known channels and destroyed calls are left as they are.
     pub fn merge(&mut self, mut ch: Channel) -> bool {
