@@ -105,7 +105,7 @@ impl Replies<'_> {
         self.next_body(within).await.map(|b| json_of(&b))
     }
 
-    /// The next reply's body (gunzipped), or `None` when none came `within`
+    /// The next reply's body (decompressed), or `None` when none came `within`
     /// this long.
     pub async fn next_body(&mut self, within: Duration) -> Option<Vec<u8>> {
         tokio::time::timeout(within, self.rx.recv())

@@ -40,16 +40,12 @@ pub struct Part {
     last: bool,
 }
 
-fn copy_part(registry: &Registry, from: usize, compact: bool) -> Part {
+fn copy_part(registry: &Registry, from: usize) -> Part {
     let mut records = Vec::with_capacity(PART_SIZE);
     let mut slots = registry.slots_from(from);
     let mut next = from;
     for (slot, ch) in slots.by_ref() {
-        let mut record = ChannelRecord::from(ch.clone());
-        if compact {
-            record.compact();
-        }
-        records.push(record);
+        records.push(ChannelRecord::from(ch.clone()));
         next = slot + 1;
         if records.len() == PART_SIZE {
             break;
@@ -144,13 +140,16 @@ impl<'a> Producer<'a> {
         if self.finished {
             return None;
         }
-        let part = copy_part(registry, self.from, self.compact);
+        let part = copy_part(registry, self.from);
         self.from = part.next;
         self.finished = part.last;
         Some(part)
     }
 
-    pub fn encode(&mut self, part: Part) -> Result<EncodedPart, TooLarge> {
+    pub fn encode(&mut self, mut part: Part) -> Result<EncodedPart, TooLarge> {
+        if self.compact {
+            part.records.iter_mut().for_each(ChannelRecord::compact);
+        }
         self.number += 1;
         let destroyed = (self.number == 1).then_some(&self.destroyed[..]);
         let body = part_body(
