@@ -19,6 +19,15 @@ fn ids(w: &WorkerHandle) -> BTreeSet<String> {
     w.registry().iter().map(|c| c.uuid.to_string()).collect()
 }
 
+/// `calls` calls over `accounts` new accounts, published fast and left up.
+async fn leave_up(vh: &TestVhost, calls: u64, accounts: usize) {
+    let args = SimulateArgs {
+        accounts,
+        ..sim(calls, 4000.0, true)
+    };
+    simulate::run(&vh.url(), &args).await.unwrap();
+}
+
 fn sim(calls: u64, rate: f64, leave_up: bool) -> SimulateArgs {
     SimulateArgs {
         calls,
@@ -35,9 +44,7 @@ fn sim(calls: u64, rate: f64, leave_up: bool) -> SimulateArgs {
 async fn a_new_instance_warms_from_its_peer_under_load() {
     let vh = TestVhost::new("warmpeer");
     let first = vh.worker().await;
-    simulate::run(&vh.url(), &sim(1000, 4000.0, true))
-        .await
-        .unwrap();
+    leave_up(&vh, 1000, 5).await;
     assert!(eventually(Duration::from_secs(30), || first.registry().len() == 2000).await);
 
     // Calls keep coming and going while the second instance starts.
@@ -293,15 +300,7 @@ fn accounts_of(w: &WorkerHandle) -> Vec<String> {
 async fn three_instances_answer_each_query_exactly_once() {
     let vh = TestVhost::new("threeinst");
     let workers = [vh.worker().await, vh.worker().await, vh.worker().await];
-    simulate::run(
-        &vh.url(),
-        &SimulateArgs {
-            accounts: 50,
-            ..sim(500, 4000.0, true)
-        },
-    )
-    .await
-    .unwrap();
+    leave_up(&vh, 500, 50).await;
     for w in &workers {
         assert!(eventually(Duration::from_secs(30), || w.registry().len() == 1000).await);
     }
@@ -371,9 +370,7 @@ async fn a_new_instance_answers_its_first_query_with_everything() {
         vh.worker_with(system_wide.clone()).await,
         vh.worker_with(system_wide.clone()).await,
     ];
-    simulate::run(&vh.url(), &sim(1000, 4000.0, true))
-        .await
-        .unwrap();
+    leave_up(&vh, 1000, 5).await;
     assert!(
         eventually(Duration::from_secs(30), || peers
             .iter()
@@ -419,15 +416,7 @@ async fn killing_an_instance_mid_flight_loses_no_query() {
         spawn_binary(&vh, &[]),
     ];
     wait_for_instances(&vh, 3, 0).await;
-    simulate::run(
-        &vh.url(),
-        &SimulateArgs {
-            accounts: 50,
-            ..sim(500, 4000.0, true)
-        },
-    )
-    .await
-    .unwrap();
+    leave_up(&vh, 500, 50).await;
     let status = wait_for_instances(&vh, 3, 1000).await;
     let nodes: Vec<String> = status
         .iter()
@@ -502,15 +491,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
     let vh = TestVhost::new("sigterm");
     let child = spawn_binary(&vh, &[]);
     wait_for_instances(&vh, 1, 0).await;
-    simulate::run(
-        &vh.url(),
-        &SimulateArgs {
-            accounts: 4,
-            ..sim(40, 4000.0, true)
-        },
-    )
-    .await
-    .unwrap();
+    leave_up(&vh, 40, 4).await;
     wait_for_instances(&vh, 1, 80).await;
     let mut observer = vh.settings();
     observer.cluster.snapshot_timeout_ms = 3000;
