@@ -131,6 +131,11 @@ async fn answered(c: &BusClient, d: Dialect, name: &str, word: &str, keys: Value
     r.remove(0)
 }
 
+/// [`answered`] in the 5.1+ dialect, on its usual routing key.
+async fn answered5(c: &BusClient, name: &str, keys: Value) -> Value {
+    answered(c, Dialect::Five, name, "", keys).await
+}
+
 async fn silent(c: &BusClient, d: Dialect, name: &str, keys: Value) {
     let r = ask(c, d, name, "x", keys.clone(), Collect::all(SILENCE)).await;
     assert!(r.is_empty(), "{name} {keys} should get no reply: {r:#?}");
@@ -460,32 +465,26 @@ async fn both_dialects(kind: ExchangeKind, vhost: &str) {
     );
 
     // Count-Only, Direction, Fields, Channel-Record.
-    let r = answered(
+    let r = answered5(
         &c,
-        Dialect::Five,
         "query_endpoint_channels_req",
-        "",
         json!({
         "Account-ID": account, "Endpoint-ID": b.id, "Count-Only": "true"}),
     )
     .await;
     assert_eq!(r["Count"], 1);
     assert!(r.get("Channels").is_none());
-    let r = answered(
+    let r = answered5(
         &c,
-        Dialect::Five,
         "query_endpoint_channels_req",
-        "",
         json!({
         "Account-ID": account, "Endpoint-ID": b.id, "Direction": "inbound"}),
     )
     .await;
     assert_eq!(r["Channels"], json!([]));
-    let r = answered(
+    let r = answered5(
         &c,
-        Dialect::Five,
         "channels_req",
-        "",
         json!({
         "Device-ID": format!("{}@{account}", a.id),
         "Fields": ["uuid", "answered", "cshs", "recording_status", "former_node", "not_a_field"]}),
@@ -497,11 +496,9 @@ async fn both_dialects(kind: ExchangeKind, vhost: &str) {
         "uuid": call_a, "answered": true, "cshs": {"X-Kazoo-Trace": "on", "X-Site": "east"},
         "recording_status": {"call_recording_5f3e2d1c": "recording"}}}})
     );
-    let r = answered(
+    let r = answered5(
         &c,
-        Dialect::Five,
         "channel_status_req",
-        "",
         json!({"Call-ID": call_a, "Channel-Record": true}),
     )
     .await;
@@ -562,14 +559,7 @@ async fn channels_is_bound_when_it_appears_and_never_declared() {
         .await,
         "query queue not bound to channels"
     );
-    let r = answered(
-        &c,
-        Dialect::Five,
-        "count_req",
-        "",
-        json!({"Account-ID": account}),
-    )
-    .await;
+    let r = answered5(&c, "count_req", json!({"Account-ID": account})).await;
     assert_eq!(r["Count"], json!({"account": 0}));
     // Still the test's direct exchange, flags unchanged (a different
     // declaration would have made this one fail with 406).
@@ -608,14 +598,7 @@ async fn bad_input_to_the_new_apis_is_silent_and_logged() {
         silent(&c, Dialect::Five, name, keys).await;
     }
     // The worker keeps answering.
-    let r = answered(
-        &c,
-        Dialect::Five,
-        "count_req",
-        "",
-        json!({"Account-ID": account}),
-    )
-    .await;
+    let r = answered5(&c, "count_req", json!({"Account-ID": account})).await;
     assert_eq!(r["Count"], json!({"account": 0}));
     assert!(
         eventually(WAIT, || Stats::get(&w.state.stats.requests_rejected) == n).await,
