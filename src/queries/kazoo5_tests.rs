@@ -369,30 +369,10 @@ fn recordings_show_in_the_5x_forms_only() {
     )
     .unwrap();
     assert!(four["Channels"][0].get("recording_status").is_none());
-    reg.apply(
-        event(
-            "RECORD_RESUME",
-            "c1",
-            ACCT,
-            "dev1",
-            "own1",
-            "inbound",
-            "Alice",
-        ),
-        Instant::now(),
-    );
-    reg.apply(
-        event(
-            "RECORD_STOP",
-            "c1",
-            ACCT,
-            "dev1",
-            "own1",
-            "inbound",
-            "Alice",
-        ),
-        Instant::now(),
-    );
+    for name in ["RECORD_RESUME", "RECORD_STOP"] {
+        let ev = event(name, "c1", ACCT, "dev1", "own1", "inbound", "Alice");
+        reg.apply(ev, Instant::now());
+    }
     let r = ask(
         &reg,
         "channels_req",

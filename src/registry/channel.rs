@@ -913,7 +913,7 @@ impl ChannelRecord {
         if let Some(vars) = &ccv {
             let mut bits = 0;
             for (n, slot) in self.slots_in_ccv().into_iter().enumerate() {
-                if slot.is_some() && slot.as_deref() == plain_var(vars, FROM_CCV[n]) {
+                if slot.is_some() && slot.as_deref() == vars.plain(FROM_CCV[n]) {
                     *slot = None;
                     bits |= 1 << n;
                 }
@@ -937,7 +937,7 @@ impl ChannelRecord {
         if let Some(vars) = &ccv {
             for (n, slot) in self.slots_in_ccv().into_iter().enumerate() {
                 if bits & (1 << n) != 0 {
-                    *slot = plain_var(vars, FROM_CCV[n]).map(Text::from);
+                    *slot = vars.plain(FROM_CCV[n]).map(Text::from);
                 }
             }
         }
@@ -950,14 +950,6 @@ impl ChannelRecord {
             ));
         }
     }
-}
-
-/// A string variable whose JSON text is its value (no escapes).
-fn plain_var<'v>(vars: &'v Vars, key: &str) -> Option<&'v str> {
-    vars.entries()
-        .find(|(k, _, raw)| *k == key && !raw)
-        .map(|(_, v, _)| v.as_str())
-        .filter(|v| !v.contains('\\'))
 }
 
 /// Drops the values of `COPIED` that the CCVs carry as they are, so they are

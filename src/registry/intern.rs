@@ -429,6 +429,15 @@ impl Vars {
         (!v.is_empty() && !v.contains('\\')).then_some(v.as_str())
     }
 
+    /// The string variable `key` when its JSON text is its value (no
+    /// escapes), as [`Vars::copied`] is for the variables a channel copies.
+    pub fn plain(&self, key: &str) -> Option<&str> {
+        self.entries()
+            .find(|(k, _, raw)| *k == key && !raw)
+            .map(|(_, v, _)| v.as_str())
+            .filter(|v| !v.contains('\\'))
+    }
+
     /// [`Vars::copied`] once it gave a value: the variables do not change,
     /// so a channel that kept its field as the variable's copy reads it back
     /// without looking through the value for escapes at every query.
