@@ -1,9 +1,10 @@
 //! Several brokers, as Kazoo operators run them: three independent RabbitMQ
 //! nodes of this machine's own (`scripts/brokers`: kc1–kc3 on 5681–5683, TLS
-//! on 5691), stopped, killed, blocked and cut off under the worker. They are
-//! not the shared broker, but the tests stop and start them, so this target is
-//! not run by a plain `cargo test`: `scripts/test` runs it after `faults`, one
-//! test at a time.
+//! on 5691; another set beside them with `KC_BROKERS_PREFIX` and
+//! `KC_BROKERS_PORT_BASE`), stopped, killed, blocked and cut off under the
+//! worker. They are not the shared broker, but the tests stop and start them,
+//! so this target is not run by a plain `cargo test`: `scripts/test` runs it
+//! after `faults`, one test at a time.
 
 mod common;
 
@@ -27,23 +28,46 @@ struct Node {
     port: u16,
 }
 
-const KC1: Node = Node {
-    name: "kc1",
-    port: 5681,
-};
-const KC2: Node = Node {
-    name: "kc2",
-    port: 5682,
-};
-const KC3: Node = Node {
-    name: "kc3",
-    port: 5683,
-};
-const TLS_PORT: u16 = 5691;
+/// The nodes `scripts/brokers` runs, named and numbered as it does
+/// (`KC_BROKERS_PREFIX`, `KC_BROKERS_PORT_BASE`), so another checkout's set
+/// can run beside this one.
+fn nodes() -> &'static [Node; 3] {
+    static NODES: std::sync::OnceLock<[Node; 3]> = std::sync::OnceLock::new();
+    NODES.get_or_init(|| {
+        let prefix = std::env::var("KC_BROKERS_PREFIX").unwrap_or_else(|_| "kc".into());
+        let node = |i: u16| Node {
+            name: Box::leak(format!("{prefix}{i}").into_boxed_str()),
+            port: port_base() + i,
+        };
+        [node(1), node(2), node(3)]
+    })
+}
+
+fn port_base() -> u16 {
+    std::env::var("KC_BROKERS_PORT_BASE")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5680)
+}
+
+fn kc1() -> Node {
+    nodes()[0]
+}
+fn kc2() -> Node {
+    nodes()[1]
+}
+fn kc3() -> Node {
+    nodes()[2]
+}
+fn tls_port() -> u16 {
+    port_base() + 11
+}
 /// Where `scripts/brokers` keeps the test CA and certificates.
 fn tls_dir() -> String {
-    let dir =
-        std::env::var("KC_BROKERS_DIR").unwrap_or_else(|_| "/tmp/kazoo-channels-brokers".into());
+    let dir = std::env::var("KC_BROKERS_DIR").unwrap_or_else(|_| match kc1().name {
+        "kc1" => "/tmp/kazoo-channels-brokers".into(),
+        first => format!("/tmp/kazoo-channels-brokers-{}", first.trim_end_matches('1')),
+    });
     format!("{dir}/tls")
 }
 
@@ -384,35 +408,35 @@ async fn moved(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_follows_kazoos_primary_and_comes_back() {
-    let nodes = [KC1, KC2, KC3];
+    let nodes = [kc1(), kc2(), kc3()];
     let vh = Vhosts::new("failover", &nodes);
     let urls: Vec<String> = nodes.iter().map(|n| vh.url(*n)).collect();
     // Listed out of order: the primary is the alphabetically smallest, kc1.
     let w = started(vh.settings(vec![urls[2].clone(), urls[0].clone(), urls[1].clone()])).await;
     assert_eq!(on(&w), Some(shown(&urls[0])), "kc1 is Kazoo's primary");
     let account = hex_id();
-    calls_on(&vh, KC1, &account, 3).await;
+    calls_on(&vh, kc1(), &account, 3).await;
     assert!(eventually(Duration::from_secs(10), || w.registry().len() == 3).await);
 
     let load = Load::start(urls.clone(), account.clone(), 20);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The primary's app stops: the worker and the requesters move to kc2.
-    ctl(KC1, &["stop_app"]);
+    ctl(kc1(), &["stop_app"]);
     moved(&w, &load, &urls, 1, Duration::from_secs(10), "kc1 stopped").await;
     assert_eq!(w.registry().len(), 3, "the registry was kept");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // kc1 back: the worker returns to it within 30 s.
-    ctl(KC1, &["start_app"]);
+    ctl(kc1(), &["start_app"]);
     moved(&w, &load, &urls, 0, Duration::from_secs(30), "kc1 back").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The primary's VM killed outright: the same, from a crash.
-    script(&["kill", "kc1"]);
+    script(&["kill", kc1().name]);
     moved(&w, &load, &urls, 1, Duration::from_secs(10), "kc1 killed").await;
     // A killed node keeps its definitions (the vhost) on disk.
-    script(&["start", "kc1"]);
+    script(&["start", kc1().name]);
     moved(
         &w,
         &load,
@@ -445,8 +469,8 @@ async fn failover_follows_kazoos_primary_and_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_consumes_every_broker_and_answers_where_asked() {
-    let vh = Vhosts::new("all", &[KC1, KC2]);
-    let (a, b) = (vh.url(KC1), vh.url(KC2));
+    let vh = Vhosts::new("all", &[kc1(), kc2()]);
+    let (a, b) = (vh.url(kc1()), vh.url(kc2()));
     let mut s = vh.settings(vec![a.clone(), b.clone()]);
     s.amqp.brokers = BrokerMode::All;
     let w = started(s).await;
@@ -459,10 +483,10 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
         "consuming from both brokers"
     );
     let account = hex_id();
-    let on_a = calls_on(&vh, KC1, &account, 2).await;
-    let on_b = calls_on(&vh, KC2, &account, 1).await;
+    let on_a = calls_on(&vh, kc1(), &account, 2).await;
+    let on_b = calls_on(&vh, kc2(), &account, 1).await;
     // ecallmgr publishing the same events on both brokers: applied once.
-    let feeder = vh.client(KC2, "ecallmgr").await;
+    let feeder = vh.client(kc2(), "ecallmgr").await;
     for id in &on_a {
         for name in ["CHANNEL_CREATE", "CHANNEL_ANSWER"] {
             feeder
@@ -489,8 +513,8 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
     // Each query is answered on the broker it was asked on: the requester's
     // reply queue exists on that broker alone.
     let (ca, cb) = (
-        vh.client(KC1, "crossbar").await,
-        vh.client(KC2, "crossbar").await,
+        vh.client(kc1(), "crossbar").await,
+        vh.client(kc2(), "crossbar").await,
     );
     assert_eq!(
         account_channels(&cb, &account).await,
@@ -505,7 +529,7 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
 
     // kc2 goes: kc1 keeps answering, and kc2's call stays listed.
     cb.close().await;
-    ctl(KC2, &["stop_app"]);
+    ctl(kc2(), &["stop_app"]);
     assert!(
         eventually(Duration::from_secs(10), || w
             .brokers()
@@ -520,7 +544,7 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
         Some(3),
         "kc1 answers with kc2's call kept"
     );
-    ctl(KC2, &["start_app"]);
+    ctl(kc2(), &["start_app"]);
     assert!(
         eventually(Duration::from_secs(20), || w
             .brokers()
@@ -529,7 +553,7 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
         .await,
         "kc2 consumed again once back"
     );
-    let cb = vh.client(KC2, "crossbar").await;
+    let cb = vh.client(kc2(), "crossbar").await;
     assert!(
         eventually_async(Duration::from_secs(10), || async {
             account_channels(&cb, &account).await == Some(3)
@@ -584,16 +608,16 @@ fn connections(node: Node, vhost: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_the_operators_ca() {
-    let vh = Vhosts::new("tls", &[KC1]);
+    let vh = Vhosts::new("tls", &[kc1()]);
     let dir = tls_dir();
-    let url = format!("amqps://guest:guest@localhost:{TLS_PORT}/{}", vh.name);
+    let url = format!("amqps://guest:guest@localhost:{}/{}", tls_port(), vh.name);
 
     // amqp.tls.ca_file: connects, and the broker lists the connection under our Node.
     let mut s = vh.settings(vec![url.clone()]);
     s.amqp.tls.ca_file = format!("{dir}/ca.pem");
     s.node.name = format!("kazoo-channels-tls{}@test", &hex_id()[..6]);
     let w = started(s.clone()).await;
-    let conns = connections(KC1, &vh.name);
+    let conns = connections(kc1(), &vh.name);
     assert!(
         conns
             .iter()
@@ -695,11 +719,11 @@ async fn pipe(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_open_connection_is_left_within_two_heartbeats() {
-    let vh = Vhosts::new("halfopen", &[KC2, KC3]);
-    let proxy = Proxy::start(5695, KC2.port).await;
+    let vh = Vhosts::new("halfopen", &[kc2(), kc3()]);
+    let proxy = Proxy::start(port_base() + 15, kc2().port).await;
     // 127.0.0.1 sorts before localhost: the proxied broker is the primary.
-    let via_proxy = vh.url_via(5695);
-    let direct = format!("amqp://guest:guest@localhost:{}/{}", KC3.port, vh.name);
+    let via_proxy = vh.url_via(port_base() + 15);
+    let direct = format!("amqp://guest:guest@localhost:{}/{}", kc3().port, vh.name);
     let mut s = vh.settings(vec![direct.clone(), via_proxy.clone()]);
     s.amqp.heartbeat_secs = 2;
     let w = started(s).await;
@@ -750,21 +774,21 @@ fn conserve(node: Node, name: &str, on: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_connection_takes_no_requests_until_unblocked() {
-    let vh = Vhosts::new("blocked", &[KC3]);
-    let mut s = vh.settings(vec![vh.url(KC3)]);
+    let vh = Vhosts::new("blocked", &[kc3()]);
+    let mut s = vh.settings(vec![vh.url(kc3())]);
     s.node.name = format!("kazoo-channels-blocked{}@test", &hex_id()[..6]);
     let node = s.node.name.clone();
     let w = started(s).await;
     let account = hex_id();
-    calls_on(&vh, KC3, &account, 2).await;
+    calls_on(&vh, kc3(), &account, 2).await;
     assert!(eventually(Duration::from_secs(10), || w.registry().len() == 2).await);
-    let client = vh.client(KC3, "crossbar").await;
+    let client = vh.client(kc3(), "crossbar").await;
     assert_eq!(account_channels(&client, &account).await, Some(2));
 
-    conserve(KC3, &node, true);
+    conserve(kc3(), &node, true);
     // The worker learns it is blocked by publishing: the answer to this one
     // is held by the broker until it unblocks (its requester gives up first).
-    let first = vh.client(KC3, "crossbar").await;
+    let first = vh.client(kc3(), "crossbar").await;
     assert_eq!(account_channels(&first, &account).await, None);
     assert!(
         eventually(Duration::from_secs(10), || w.brokers()[0].blocked).await,
@@ -773,7 +797,7 @@ async fn a_blocked_connection_takes_no_requests_until_unblocked() {
     let answered = Stats::get(&w.state.stats.requests_answered);
     // Delivered to the worker now, a request could only be answered after
     // its requester's deadline: it is not taken, and expires in its queue.
-    let asker = vh.client(KC3, "crossbar").await;
+    let asker = vh.client(kc3(), "crossbar").await;
     assert_eq!(
         account_channels(&asker, &account).await,
         None,
@@ -785,13 +809,13 @@ async fn a_blocked_connection_takes_no_requests_until_unblocked() {
         "no request taken while blocked"
     );
     // Events are still applied.
-    calls_on(&vh, KC3, &account, 1).await;
+    calls_on(&vh, kc3(), &account, 1).await;
     assert!(
         eventually(Duration::from_secs(10), || w.registry().len() == 3).await,
         "an event applied while blocked"
     );
 
-    conserve(KC3, &node, false);
+    conserve(kc3(), &node, false);
     assert!(
         eventually(Duration::from_secs(10), || !w.brokers()[0].blocked).await,
         "unblocked"
