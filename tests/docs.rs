@@ -279,7 +279,10 @@ fn every_relative_link_of_the_documentation_resolves() {
         .iter()
         .map(|f| links(&fs::read_to_string(root.join(f)).expect("UTF-8")).len())
         .sum();
-    assert!(links > 0, "no link found in {files:?}: the parser is broken");
+    assert!(
+        links > 0,
+        "no link found in {files:?}: the parser is broken"
+    );
     let broken = broken(root, &files);
     assert!(
         broken.is_empty(),
@@ -343,8 +346,11 @@ fn a_broken_link_is_reported_with_its_place() {
         "# Top\n\n[ok](docs/a.md#b-c) [file](docs/missing.md)\n[anchor](docs/a.md#nope) [self](#top)\n",
     )
     .expect("write");
-    fs::write(root.join("docs/a.md"), "# A\n## B, c\n[up](../README.md#top) [out](../../x.md)\n")
-        .expect("write");
+    fs::write(
+        root.join("docs/a.md"),
+        "# A\n## B, c\n[up](../README.md#top) [out](../../x.md)\n",
+    )
+    .expect("write");
     let files = [PathBuf::from("README.md"), PathBuf::from("docs/a.md")];
     let found = broken(&root, &files);
     fs::remove_dir_all(&root).expect("clean up");
