@@ -89,16 +89,16 @@ fn links(text: &str) -> Vec<Link> {
     for (line, raw) in prose_lines(text) {
         let prose = without_code(raw);
         let trimmed = prose.trim_start();
-        if trimmed.starts_with('[') {
-            if let Some(end) = trimmed.find("]:") {
-                if let Some(target) = trimmed[end + 2..].split_whitespace().next() {
-                    out.push(Link {
-                        line,
-                        target: target.trim_matches(['<', '>']).to_string(),
-                    });
-                }
-                continue;
+        if trimmed.starts_with('[')
+            && let Some(end) = trimmed.find("]:")
+        {
+            if let Some(target) = trimmed[end + 2..].split_whitespace().next() {
+                out.push(Link {
+                    line,
+                    target: target.trim_matches(['<', '>']).to_string(),
+                });
             }
+            continue;
         }
         let mut rest = prose.as_str();
         while let Some(at) = rest.find("](") {
