@@ -619,6 +619,19 @@ impl NodesTap {
         Some(advert)
     }
 
+    /// The adverts that arrive within `window`.
+    pub async fn during(&mut self, window: Duration) -> Vec<Advert> {
+        let end = std::time::Instant::now() + window;
+        let mut all = Vec::new();
+        while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+            match self.next(left).await {
+                Some(a) => all.push(a),
+                None => break,
+            }
+        }
+        all
+    }
+
     /// Adverts until none came for `quiet`.
     pub async fn drain(&mut self, quiet: Duration) -> Vec<Advert> {
         let mut all = Vec::new();
