@@ -641,19 +641,14 @@ mod tests {
         );
         assert!(!shown.contains("pw@"), "{shown}");
 
-        let dir = std::env::temp_dir().join(format!("kc-zones-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.toml");
-        std::fs::write(
-            &path,
-            "[amqp]\nzone = \"z100\"\n[amqp.zones.z100]\nurl = \"amqp://b/kz\"\n",
-        )
-        .unwrap();
-        let e = Settings::load_with(Some(&path), Some(config::Map::new()))
-            .unwrap_err()
-            .to_string();
+        let mut same = Settings::defaults();
+        same.amqp.zone = Some("z100".into());
+        let remote = crate::zones::RemoteZone {
+            url: "amqp://b/kz".into(),
+        };
+        same.amqp.zones = [("z100".to_owned(), remote)].into();
+        let e = same.validate().unwrap_err().to_string();
         assert!(e.contains("amqp.zone:") && e.contains("z100"), "{e}");
-        std::fs::remove_dir_all(dir).unwrap();
         assert_eq!(Settings::defaults().amqp.local_zone(), "local");
     }
 }

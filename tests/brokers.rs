@@ -908,16 +908,10 @@ async fn two_zones_answer_everywhere_with_every_zones_channels() {
         vh.client(zb, "crossbar").await,
     );
     for _ in 0..5 {
-        assert_eq!(
-            account_channels(&ca, &account).await,
-            Some(3),
-            "asked in zone A"
-        );
-        assert_eq!(
-            account_channels(&cb, &account).await,
-            Some(3),
-            "asked in zone B"
-        );
+        for (requester, zone) in [(&ca, "A"), (&cb, "B")] {
+            let answer = account_channels(requester, &account).await;
+            assert_eq!(answer, Some(3), "asked in zone {zone}");
+        }
     }
 
     // Each advert on its own zone's broker only.
