@@ -59,6 +59,13 @@ pub struct AmqpSettings {
     pub max_body_bytes: usize,
     /// For `amqps://` URLs; a URL's own `?cacertfile=` etc. win.
     pub tls: TlsSettings,
+    /// The local zone's name (Kazoo's `zone =`); unset = Kazoo's `local`,
+    /// and the advert then carries no `Zone` (see [`crate::zones`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// The other zones, each with its brokers (`[amqp.zones.NAME]`, `url`).
+    #[serde(default)]
+    pub zones: crate::zones::RemoteZones,
 }
 
 /// How several brokers are used.
@@ -161,6 +168,11 @@ impl<'de> Deserialize<'de> for BrokerUrls {
 }
 
 impl AmqpSettings {
+    /// The local zone's name.
+    pub fn local_zone(&self) -> &str {
+        self.zone.as_deref().unwrap_or(crate::zones::DEFAULT_ZONE)
+    }
+
     pub fn limits(&self) -> crate::kapi::compress::Limits {
         crate::kapi::compress::Limits {
             max_message_bytes: self.max_message_bytes,
@@ -174,6 +186,10 @@ impl AmqpSettings {
 pub struct NodeSettings {
     /// The `Node` we put on every message; empty = `kazoo-channels@<hostname>-<instance>`.
     pub name: String,
+    /// Advertise on Kazoo's `nodes` exchange, so `sup kz_nodes status` lists us.
+    pub advertise: bool,
+    /// Seconds between adverts; each says it expires after 1.5 times this.
+    pub advertise_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -267,6 +283,8 @@ verify_peer = true
 
 [node]
 name = ""
+advertise = true
+advertise_interval_secs = 10
 
 [log]
 format = "text"
@@ -352,6 +370,21 @@ impl Settings {
         if let Err(e) = self.brokers() {
             return invalid("amqp.url", &e.to_string());
         }
+        if let Err(e) = self.layout() {
+            return invalid(e.key(), &e.to_string());
+        }
+        if !self.node.name.is_empty() && self.node.name.matches('@').count() != 1 {
+            return invalid(
+                "node.name",
+                "must hold exactly one `@` (name@host): Kazoo's node list splits on it",
+            );
+        }
+        if self.node.advertise_interval_secs == 0 {
+            return invalid(
+                "node.advertise_interval_secs",
+                "must be at least 1 (node.advertise = false turns adverts off)",
+            );
+        }
         if self.amqp.compress_above_bytes >= self.amqp.max_message_bytes {
             return invalid(
                 "amqp.compress_above_bytes",
@@ -403,6 +436,11 @@ impl Settings {
         Ok(brokers)
     }
 
+    /// Every zone's brokers, the local zone's first (see [`crate::zones::Layout`]).
+    pub fn layout(&self) -> Result<crate::zones::Layout, crate::zones::ZoneError> {
+        crate::zones::Layout::new(&self.amqp, self.brokers()?)
+    }
+
     pub fn min_backoff(&self) -> Duration {
         Duration::from_millis(self.amqp.min_backoff_ms.max(1))
     }
@@ -419,6 +457,7 @@ impl Settings {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.amqp.url = BrokerUrls(self.amqp.url.0.iter().map(|u| redact_url(u)).collect());
+        shown.amqp.zones = crate::zones::redacted(&self.amqp.zones);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }
@@ -579,5 +618,37 @@ mod tests {
         assert!(brokers[1].is_tls());
         assert_eq!(brokers[1].heartbeat_secs(), 5);
         assert_eq!(s.amqp.url.primary(), "amqp://a:1@b/x");
+    }
+
+    #[test]
+    fn zones_come_from_the_file_or_the_environment() {
+        let env = config::Map::from([
+            ("KAZOO_CHANNELS__AMQP__ZONE".to_owned(), "z100".to_owned()),
+            (
+                "KAZOO_CHANNELS__AMQP__ZONES__Z200__URL".to_owned(),
+                "amqp://k:pw@b1/kz,amqp://k:pw@b2/kz".to_owned(),
+            ),
+        ]);
+        let s = Settings::load_with(None, Some(env)).unwrap();
+        assert_eq!(s.amqp.local_zone(), "z100");
+        let layout = s.layout().unwrap();
+        assert_eq!(layout.brokers.len(), 3);
+        assert_eq!((layout.zone(0), layout.zone(2)), ("z100", "z200"));
+        let shown = s.to_redacted_toml();
+        assert!(
+            shown.contains("[amqp.zones.z200]") && shown.contains("amqp://k:***@b2/kz"),
+            "{shown}"
+        );
+        assert!(!shown.contains("pw@"), "{shown}");
+
+        let mut same = Settings::defaults();
+        same.amqp.zone = Some("z100".into());
+        let remote = crate::zones::RemoteZone {
+            url: "amqp://b/kz".into(),
+        };
+        same.amqp.zones = [("z100".to_owned(), remote)].into();
+        let e = same.validate().unwrap_err().to_string();
+        assert!(e.contains("amqp.zone:") && e.contains("z100"), "{e}");
+        assert_eq!(Settings::defaults().amqp.local_zone(), "local");
     }
 }

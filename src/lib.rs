@@ -20,6 +20,7 @@ pub mod memory;
 pub mod queries;
 pub mod registry;
 pub mod stats;
+pub mod zones;
 
 #[cfg(test)]
 mod test_support;

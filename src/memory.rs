@@ -9,3 +9,23 @@ pub fn release() {
     // SAFETY: `mi_collect` takes no pointers; any thread may call it at any time.
     unsafe { libmimalloc_sys::mi_collect(true) };
 }
+
+/// The process's resident set in bytes (`VmRSS` of `/proc/self/status`, as
+/// the warm-up benchmark reads it); 0 where it cannot be read.
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_resident_set_is_read() {
+        assert!(super::resident_bytes() > 1024 * 1024);
+    }
+}

@@ -478,11 +478,7 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
     s.amqp.brokers = BrokerMode::All;
     let w = started(s).await;
     assert!(
-        eventually(Duration::from_secs(10), || w
-            .brokers()
-            .iter()
-            .all(|b| b.connected))
-        .await,
+        all_connected(&w, Duration::from_secs(10)).await,
         "consuming from both brokers"
     );
     let account = hex_id();
@@ -549,11 +545,7 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
     );
     ctl(kc2(), &["start_app"]);
     assert!(
-        eventually(Duration::from_secs(20), || w
-            .brokers()
-            .iter()
-            .all(|b| b.connected))
-        .await,
+        all_connected(&w, Duration::from_secs(20)).await,
         "kc2 consumed again once back"
     );
     let cb = vh.client(kc2(), "crossbar").await;
@@ -564,6 +556,17 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
         .await,
         "kc2 answers again"
     );
+    no_reply_twice(ca, cb).await;
+    w.shutdown().await;
+}
+
+/// Whether `w` is connected to every broker it lists within `within`.
+async fn all_connected(w: &WorkerHandle, within: Duration) -> bool {
+    eventually(within, || w.brokers().iter().all(|b| b.connected)).await
+}
+
+/// Two requesters' end: no request of theirs was answered twice.
+async fn no_reply_twice(ca: BusClient, cb: BusClient) {
     assert_eq!(
         ca.stray_replies() + cb.stray_replies(),
         0,
@@ -571,7 +574,6 @@ async fn all_consumes_every_broker_and_answers_where_asked() {
     );
     ca.close().await;
     cb.close().await;
-    w.shutdown().await;
 }
 
 /// Events the worker took, whatever it made of them.
@@ -841,4 +843,154 @@ async fn a_blocked_connection_takes_no_requests_until_unblocked() {
         c.close().await;
     }
     w.shutdown().await;
+}
+
+/// Two Kazoo zones, kc2 as zone `za` and kc3 as zone `zb` (NODES.md §2): one
+/// instance local to each, each reading the other zone as Kazoo's federated
+/// listeners do. Calls are made in both zones; Crossbar in each zone asks on
+/// its own broker and gets every zone's channels, there, once; each instance
+/// advertises on its own zone's broker only; losing zone B leaves zone A's
+/// answers untouched, and zone B is read again when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_zones_answer_everywhere_with_every_zones_channels() {
+    let (za, zb) = (kc2(), kc3());
+    let vh = Vhosts::new("zones", &[za, zb]);
+    let mut taps = (
+        common::NodesTap::open(&vh.url(za)).await,
+        common::NodesTap::open(&vh.url(zb)).await,
+    );
+    let zoned = |local: Node, name: &str, remote: Node, other: &str| {
+        let mut s = vh.settings(vec![vh.url(local)]);
+        s.amqp.zone = Some(name.to_owned());
+        s.amqp.zones = [(
+            other.to_owned(),
+            kazoo_channels::zones::RemoteZone {
+                url: vh.url(remote).into(),
+            },
+        )]
+        .into();
+        s.node.name = format!("kazoo-channels-{name}{}@test", &hex_id()[..6]);
+        s.node.advertise_interval_secs = 1;
+        s
+    };
+    let a = started(zoned(za, "za", zb, "zb")).await;
+    assert!(
+        all_connected(&a, Duration::from_secs(10)).await,
+        "zone A's instance reads both zones: {:?}",
+        a.brokers()
+    );
+    let zones: Vec<String> = a.brokers().into_iter().map(|b| b.zone).collect();
+    assert_eq!(zones, ["za", "zb"], "each broker's zone");
+
+    let account = hex_id();
+    let in_a = calls_on(&vh, za, &account, 2).await;
+    let in_b = calls_on(&vh, zb, &account, 1).await;
+    assert!(
+        eventually(Duration::from_secs(10), || a.registry().len() == 3).await,
+        "zone B's call events are read too"
+    );
+    // Zone B's instance starts now: its events queue missed these calls, so
+    // they come from zone A's instance's snapshot, every zone's channels in it.
+    let b = started(zoned(zb, "zb", za, "za")).await;
+    assert!(
+        eventually(Duration::from_secs(10), || b.registry().len() == 3).await,
+        "warmed from a peer with both zones' channels: {}",
+        b.registry().len()
+    );
+    for id in in_a.iter().chain(&in_b) {
+        assert!(b.registry().get(id).is_some(), "{id} in zone B's instance");
+    }
+
+    let (ca, cb) = (
+        vh.client(za, "crossbar").await,
+        vh.client(zb, "crossbar").await,
+    );
+    for _ in 0..5 {
+        for (requester, zone) in [(&ca, "A"), (&cb, "B")] {
+            let answer = account_channels(requester, &account).await;
+            assert_eq!(answer, Some(3), "asked in zone {zone}");
+        }
+    }
+
+    // Each advert on its own zone's broker only.
+    let (on_a, on_b) = (
+        taps.0.during(Duration::from_secs(3)).await,
+        taps.1.during(Duration::from_secs(3)).await,
+    );
+    let nodes_of = |adverts: &[common::Advert]| {
+        let mut n: Vec<String> = adverts
+            .iter()
+            .map(|v| v.body["Node"].as_str().unwrap().to_owned())
+            .collect();
+        n.dedup();
+        n
+    };
+    assert_eq!(
+        nodes_of(&on_a),
+        [a.state.identity.node.clone()],
+        "kc2 sees zone A's"
+    );
+    assert_eq!(
+        nodes_of(&on_b),
+        [b.state.identity.node.clone()],
+        "kc3 sees zone B's"
+    );
+    assert!(
+        on_a.len() >= 2 && on_b.len() >= 2,
+        "{} and {} adverts in 3 s",
+        on_a.len(),
+        on_b.len()
+    );
+    assert!(on_a.iter().all(|v| v.body["Zone"] == "za"));
+    assert!(on_b.iter().all(|v| v.body["Zone"] == "zb"));
+
+    // Zone B goes: zone A's answers are untouched.
+    cb.close().await;
+    ctl(zb, &["stop_app"]);
+    assert!(
+        eventually(Duration::from_secs(10), || !a.brokers()[1].connected).await,
+        "zone B's broker is gone"
+    );
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(
+            account_channels(&ca, &account).await,
+            Some(3),
+            "zone A answers as before"
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "and at once: {:?}",
+            t.elapsed()
+        );
+    }
+    assert!(a.brokers()[0].connected, "zone A's session kept");
+    ctl(zb, &["start_app"]);
+    assert!(
+        all_connected(&a, Duration::from_secs(20)).await,
+        "zone B read again once back"
+    );
+    let late = calls_on(&vh, zb, &account, 1).await;
+    assert!(
+        eventually(Duration::from_secs(10), || a
+            .registry()
+            .get(&late[0])
+            .is_some())
+        .await,
+        "a call made in zone B after its return is seen in zone A"
+    );
+    let cb = vh.client(zb, "crossbar").await;
+    assert!(
+        eventually_async(Duration::from_secs(10), || async {
+            account_channels(&cb, &account).await == Some(4)
+        })
+        .await,
+        "zone B answered again, with every zone's channels"
+    );
+    assert_eq!(account_channels(&ca, &account).await, Some(4));
+    no_reply_twice(ca, cb).await;
+    a.shutdown().await;
+    b.shutdown().await;
+    taps.0.close().await;
+    taps.1.close().await;
 }

@@ -5,6 +5,7 @@
 //! Depends on every domain module; none of them depends on it but for
 //! [`state`], which sits below them.
 
+pub mod advertise;
 pub mod deadline;
 mod exchange_watch;
 mod handled;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
+use super::advertise::Adverts;
 use super::deadline::Deadlines;
 pub use super::handled::Outcome;
 use crate::bus::{self, Broker, BusPublisher, Topology};
@@ -13,6 +14,7 @@ use crate::config::Settings;
 use crate::kapi::{Identity, Incoming};
 use crate::registry::{Registry, RegistryConfig};
 use crate::stats::Stats;
+use crate::zones::Layout;
 
 /// State shared by the session, the handlers and the housekeeping tasks.
 pub struct State {
@@ -24,8 +26,11 @@ pub struct State {
     pub stats: Stats,
     pub deadlines: Deadlines,
     pub started: Instant,
-    /// The brokers, most preferred first (Kazoo's order: see [`Settings::brokers`]).
+    /// The brokers: the local zone's, most preferred first (Kazoo's order:
+    /// see [`Settings::brokers`]), then the remote zones' ([`Layout`]).
     pub brokers: Vec<Broker>,
+    /// The zone of each broker.
+    pub zones: Layout,
     /// What we know of each broker, in the same order.
     links: Mutex<Vec<Link>>,
     /// A connection for our own requests (warm-up, reconcile), to the primary.
@@ -38,6 +43,8 @@ pub struct State {
     refusals: Mutex<Vec<String>>,
     /// While warming, events wait here (in arrival order) for the snapshot.
     held: Mutex<Option<Vec<Incoming>>>,
+    /// Our adverts on Kazoo's `nodes` exchange.
+    pub adverts: Adverts,
 }
 
 impl State {
@@ -53,12 +60,13 @@ impl State {
             tombstone_ttl: Duration::from_secs(settings.registry.tombstone_secs),
             ..RegistryConfig::default()
         });
-        let brokers = settings
-            .brokers()
+        let zones = settings
+            .layout()
             .expect("brokers of validated settings can be read");
         Arc::new(Self {
-            links: Mutex::new(vec![Link::default(); brokers.len()]),
-            brokers,
+            links: Mutex::new(vec![Link::default(); zones.brokers.len()]),
+            brokers: zones.brokers.clone(),
+            zones,
             identity: Identity::new(node.clone()),
             topology: Topology::for_instance(&instance),
             instance,
@@ -72,6 +80,7 @@ impl State {
             warmed_from: Mutex::new(String::new()),
             refusals: Mutex::new(Vec::new()),
             held: Mutex::new(None),
+            adverts: Adverts::default(),
             settings,
         })
     }
@@ -155,6 +164,8 @@ struct Link {
 pub struct BrokerView {
     /// Redacted.
     pub url: String,
+    /// The zone it is in.
+    pub zone: String,
     pub connected: bool,
     pub blocked: bool,
     pub last_error: Option<String>,
@@ -173,8 +184,8 @@ impl State {
         self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a change to broker `i`; our own requests follow the primary.
-    /// Returns whether any broker is connected.
+    /// Records a change to broker `i`; our own requests follow the primary
+    /// (always a local zone's broker). Returns whether any broker is connected.
     pub fn set_link(&self, i: usize, change: LinkChange) -> bool {
         let mut links = self.links();
         let link = &mut links[i];
@@ -194,10 +205,18 @@ impl State {
             LinkChange::Blocked(b) => link.blocked = b,
             LinkChange::Failed(e) => link.last_error = Some(e),
         }
-        let primary = links.iter().position(|l| l.connected);
+        let primary = self.zones.local().find(|j| links[*j].connected);
+        let any = links.iter().any(|l| l.connected);
         drop(links);
         self.clients.point_at(primary.map(|p| &self.brokers[p]));
-        primary.is_some()
+        any
+    }
+
+    /// Whether broker `i` is the primary: the local zone's most preferred
+    /// connected broker.
+    pub fn is_primary(&self, i: usize) -> bool {
+        let links = self.links();
+        self.zones.local().find(|j| links[*j].connected) == Some(i)
     }
 
     /// Whether a session consumed from broker `i` before.
@@ -205,11 +224,14 @@ impl State {
         self.links()[i].served
     }
 
-    /// The publisher of the primary (the most preferred connected broker):
-    /// where our own messages go (metaflows to Konami).
+    /// The publisher of the primary (the local zone's most preferred
+    /// connected broker): where our own messages go (metaflows to Konami,
+    /// adverts), never to another zone.
     pub fn primary_publisher(&self) -> Option<BusPublisher> {
-        self.links()
-            .iter()
+        let links = self.links();
+        self.zones
+            .local()
+            .map(|i| &links[i])
             .find(|l| l.connected)
             .and_then(|l| l.publisher.clone())
     }
@@ -218,8 +240,10 @@ impl State {
         self.links()
             .iter()
             .zip(&self.brokers)
-            .map(|(l, b)| BrokerView {
+            .enumerate()
+            .map(|(i, (l, b))| BrokerView {
                 url: b.shown().to_owned(),
+                zone: self.zones.zone(i).to_owned(),
                 connected: l.connected,
                 blocked: l.blocked,
                 last_error: l.last_error.clone(),

@@ -26,7 +26,7 @@ use tracing::{debug, error, info, warn};
 use super::exchange_watch::ExchangeWatch;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
 use super::state::{BrokerView, LinkChange, State};
-use super::{health, housekeeping};
+use super::{advertise, health, housekeeping};
 use crate::bus::{BusError, Consume, LinkEvent, ServeEnd, Session};
 use crate::cluster::warmup::{self, WarmupError};
 use crate::config::{BrokerMode, Settings};
@@ -89,6 +89,7 @@ impl WorkerHandle {
     /// abandoned (unacked requests go back to the queue for another instance)
     /// and the answer is false.
     pub async fn shutdown(mut self) -> bool {
+        self.state.adverts.stop();
         self.shutdown.cancel();
         let grace = Duration::from_secs(self.state.settings.cluster.shutdown_grace_secs);
         if tokio::time::timeout(grace, &mut self.task).await.is_ok() {
@@ -110,6 +111,7 @@ pub fn spawn(settings: Settings) -> WorkerHandle {
     let (tx, rx) = watch::channel(BusStatus::Connecting);
     let shutdown = CancellationToken::new();
     housekeeping::spawn(&state, &shutdown);
+    advertise::spawn(&state, &shutdown);
     health::spawn(&state, rx.clone(), &shutdown);
     let task = tokio::spawn(supervise(state.clone(), Arc::new(tx), shutdown.clone()));
     WorkerHandle {
@@ -125,6 +127,9 @@ type StatusTx = Arc<watch::Sender<BusStatus>>;
 /// How often, while on a less preferred broker, the preferred ones are tried.
 const RECLAIM_EVERY: Duration = Duration::from_secs(1);
 
+/// How often a remote zone's session looks whether the registry is warm yet.
+const WARM_POLL: Duration = Duration::from_millis(50);
+
 /// A session that lived this long was healthy: the next retry starts fast.
 const HEALTHY: Duration = Duration::from_secs(5);
 
@@ -134,24 +139,31 @@ const HEALTHY: Duration = Duration::from_secs(5);
 const HOLD_DOWN: Duration = Duration::from_secs(30);
 
 async fn supervise(state: Arc<State>, status: StatusTx, shutdown: CancellationToken) {
-    let shown: Vec<&str> = state.brokers.iter().map(|b| b.shown()).collect();
+    let shown: Vec<String> = (0..state.brokers.len())
+        .map(|i| format!("{} ({})", state.brokers[i].shown(), state.zones.zone(i)))
+        .collect();
     let mode = state.settings.amqp.brokers;
-    info!(node = %state.identity.node, instance = %state.instance, brokers = ?shown, ?mode, "starting");
+    let zone = state.settings.amqp.local_zone();
+    info!(node = %state.identity.node, instance = %state.instance, %zone, brokers = ?shown, ?mode, "starting");
+    // Each remote zone's broker is consumed on its own, whatever the local
+    // zone's mode (Kazoo's federated listeners: one per remote broker).
+    let mut each = JoinSet::new();
+    let on_its_own = |i: usize, each: &mut JoinSet<()>| {
+        each.spawn(one_broker(
+            state.clone(),
+            status.clone(),
+            i,
+            shutdown.clone(),
+        ));
+    };
+    for i in state.zones.remote() {
+        on_its_own(i, &mut each);
+    }
     match mode {
         BrokerMode::Failover => failover(&state, &status, &shutdown).await,
-        BrokerMode::All => {
-            let mut each = JoinSet::new();
-            for i in 0..state.brokers.len() {
-                each.spawn(one_broker(
-                    state.clone(),
-                    status.clone(),
-                    i,
-                    shutdown.clone(),
-                ));
-            }
-            while each.join_next().await.is_some() {}
-        }
+        BrokerMode::All => state.zones.local().for_each(|i| on_its_own(i, &mut each)),
     }
+    while each.join_next().await.is_some() {}
     state.clients.close().await;
     let _ = status.send(BusStatus::Stopped);
     info!(node = %state.identity.node, "stopped");
@@ -185,9 +197,9 @@ impl Backoff {
     }
 }
 
-/// Kazoo's rule: one session, on the most preferred broker that answers.
+/// Kazoo's rule: one session, on the local zone's most preferred broker that answers.
 async fn failover(state: &Arc<State>, status: &StatusTx, shutdown: &CancellationToken) {
-    let n = state.brokers.len();
+    let n = state.zones.local().len();
     let mut backoff = Backoff::new(&state.settings);
     let mut next: Option<(usize, Session)> = None;
     let mut failed: Option<usize> = None;
@@ -279,10 +291,13 @@ async fn one_broker(state: Arc<State>, status: StatusTx, i: usize, shutdown: Can
 }
 
 /// The first of `order` that answers. Each failure is logged and kept for
-/// `status`; the broker is named by its redacted URL.
+/// `status`; the broker is named by its redacted URL. A remote zone's broker
+/// that stays down is logged once, until it answers again.
 async fn reach(state: &State, order: impl IntoIterator<Item = usize>) -> Option<(usize, Session)> {
     for i in order {
         let broker = &state.brokers[i];
+        let zone = state.zones.zone(i);
+        let said = !state.zones.is_local(i) && state.broker_views()[i].last_error.is_some();
         match Session::open(broker, &state.identity.node).await {
             Ok(bus) => return Some((i, bus)),
             Err(error) => {
@@ -297,7 +312,15 @@ async fn reach(state: &State, order: impl IntoIterator<Item = usize>) -> Option<
                     Some(r) => {
                         debug!(broker = %broker.shown(), broker_says = %r.broker_says, "still refused by the broker")
                     }
-                    None => warn!(broker = %broker.shown(), %error, "cannot connect to the broker"),
+                    None if said => {
+                        debug!(broker = %broker.shown(), %zone, %error, "remote zone's broker still unreachable")
+                    }
+                    None if !state.zones.is_local(i) => {
+                        warn!(broker = %broker.shown(), %zone, %error, "cannot connect to a remote zone's broker; retrying with backoff (logged once until it answers)")
+                    }
+                    None => {
+                        warn!(broker = %broker.shown(), %zone, %error, "cannot connect to the broker")
+                    }
                 }
                 state.set_link(i, LinkChange::Failed(error.to_string()));
             }
@@ -368,16 +391,21 @@ async fn session(
     served: &AtomicBool,
 ) -> Result<ServeEnd, SessionError> {
     let broker = state.brokers[i].shown();
+    let zone = state.zones.zone(i);
+    // A remote zone's session consumes and answers, but only the local
+    // zone's warms the registry (its requests go to the local primary).
+    let remote = !state.zones.is_local(i);
     let events_queue = state
         .topology
         .queue("events")
         .ok_or_else(|| BusError::Topology("no queue has role events".into()))?;
     // A lost event queue (broker restart, deletion, a broker new to us in
     // failover) means missed events: warm again. With every broker consumed
-    // at once, a broker first met now lost nothing the others did not carry.
+    // at once (the `all` mode, a remote zone), a broker first met now lost
+    // nothing the initial warm-up did not carry.
     let first_here = !state.has_served(i);
-    let lost = !bus.queue_exists(&events_queue.name).await?
-        && (state.settings.amqp.brokers == BrokerMode::Failover || !first_here);
+    let one_at_a_time = state.settings.amqp.brokers == BrokerMode::Failover && !remote;
+    let lost = !bus.queue_exists(&events_queue.name).await? && (one_at_a_time || !first_here);
     bus.declare(&state.topology).await?;
     // Kazoo 5.1+'s `channels` exchange: bound once it exists, checked again
     // while the session lives.
@@ -418,7 +446,7 @@ async fn session(
     // passes below: the consumers are stopped and the channels closed before
     // the connection.
     let first: Result<ServeEnd, SessionError> = async {
-        let warming = if !state.is_warm() || lost {
+        let warming = if (!state.is_warm() && !remote) || lost {
             Some(state.warming.lock().await)
         } else {
             None
@@ -439,6 +467,7 @@ async fn session(
         info!(
             node = %state.identity.node,
             %broker,
+            %zone,
             channels = state.registry().len(),
             warming = need_warmup,
             "connected; topology declared, consuming events"
@@ -468,6 +497,14 @@ async fn session(
             );
         }
         drop(warming);
+        // A remote zone's session serves once a local one warmed the registry.
+        while !state.is_warm() {
+            tokio::select! {
+                end = consumers.join_next() => return joined(end),
+                end = requests.join_next(), if !requests.is_empty() => return joined(end),
+                _ = tokio::time::sleep(WARM_POLL) => {}
+            }
+        }
         for route in &later {
             requests.spawn(start(route).await?);
         }
@@ -515,6 +552,9 @@ async fn session(
                 warn!(error = %e, "consumer failed while stopping");
             }
         }
+    }
+    if state.is_primary(i) {
+        advertise::farewell(state, &publisher).await;
     }
     link(state, status, i, LinkChange::Down);
     bus.close().await;

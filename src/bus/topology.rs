@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn kazoo_exchanges_have_kazoo_flags() {
         let t = Topology::for_instance("i1");
-        for name in ["callevt", "targeted", "callctl", "metaflow"] {
+        for name in ["callevt", "targeted", "callctl", "metaflow", "nodes"] {
             let e = t.exchanges.iter().find(|e| e.name == name).unwrap();
             assert!(!e.durable && !e.auto_delete && !e.internal && e.arguments.is_empty());
         }

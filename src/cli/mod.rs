@@ -86,6 +86,9 @@ pub fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => {
             print!("{}", settings.to_redacted_toml());
+            if let Ok(layout) = settings.layout() {
+                print!("\n{}", layout.summary());
+            }
             ExitCode::SUCCESS
         }
         Command::Topology { vhost, instance } => {

@@ -58,12 +58,23 @@ pub fn table(replies: &[Value]) -> String {
         ("REJECTED", "Events-Rejected"),
         ("ANSWERED", "Requests-Answered"),
         ("RECONNECTS", "Reconnects"),
+        ("ZONE", "Zone"),
         ("BROKERS", "Brokers"),
+        ("ADVERTISED", "Last-Advert"),
         ("WARMED_FROM", "Warmed-From"),
     ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let cell = |r: &Value, key: &str| match &r[key] {
         Value::String(s) => s.clone(),
         Value::Array(brokers) => brokers_cell(brokers),
+        Value::Number(t) if key == "Last-Advert" => {
+            format!(
+                "{}s ago",
+                now.saturating_sub(t.as_u64().unwrap_or_default())
+            )
+        }
         Value::Null => "-".into(),
         v => v.to_string(),
     };
@@ -75,8 +86,12 @@ pub fn table(replies: &[Value]) -> String {
     render(&headers, &rows)
 }
 
-/// The brokers an instance is connected to, by host and port (`!` = blocked).
+/// The brokers an instance is connected to, by host and port (`!` = blocked),
+/// each after its zone when the instance reaches several zones.
 fn brokers_cell(brokers: &[Value]) -> String {
+    let mut zones: Vec<&str> = brokers.iter().filter_map(|b| b["Zone"].as_str()).collect();
+    zones.dedup();
+    let zoned = zones.len() > 1;
     let up: Vec<String> = brokers
         .iter()
         .filter(|b| b["Connected"] == true)
@@ -86,7 +101,10 @@ fn brokers_cell(brokers: &[Value]) -> String {
             let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
             let host = host.split('/').next().unwrap_or_default();
             let blocked = if b["Blocked"] == true { "!" } else { "" };
-            format!("{host}{blocked}")
+            match b["Zone"].as_str().filter(|_| zoned) {
+                Some(zone) => format!("{zone}/{host}{blocked}"),
+                None => format!("{host}{blocked}"),
+            }
         })
         .collect();
     if up.is_empty() {
@@ -123,5 +141,28 @@ mod tests {
         ]})]);
         assert!(t.contains("rabbit1:5672!,rabbit2:5671"), "{t}");
         assert!(!t.contains("rabbit3") && !t.contains("***"), "{t}");
+    }
+
+    #[test]
+    fn zones_and_the_last_advert_are_shown() {
+        let ten_ago = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 10;
+        let t = table(&[
+            json!({"Node": "a@h", "Zone": "z100", "Last-Advert": ten_ago, "Brokers": [
+                {"URL": "amqp://rabbit1/kz", "Zone": "z100", "Connected": true, "Blocked": false},
+                {"URL": "amqp://rabbit9/kz", "Zone": "z200", "Connected": true, "Blocked": false}
+            ]}),
+            json!({"Node": "b@h", "Last-Advert": null}),
+        ]);
+        assert!(t.contains("z100/rabbit1,z200/rabbit9"), "{t}");
+        assert!(t.contains("10s ago") || t.contains("11s ago"), "{t}");
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].contains("ZONE") && lines[0].contains("ADVERTISED"),
+            "{t}"
+        );
     }
 }

@@ -41,9 +41,11 @@ pub fn handle(shared: &State, req: &Request) -> Outcome {
     let brokers: Vec<Value> = shared
         .broker_views()
         .into_iter()
-        .map(|b| json!({"URL": b.url, "Connected": b.connected, "Blocked": b.blocked}))
+        .map(|b| json!({"URL": b.url, "Zone": b.zone, "Connected": b.connected, "Blocked": b.blocked}))
         .collect();
     put("Brokers", Value::Array(brokers));
+    put("Zone", json!(shared.settings.amqp.local_zone()));
+    put("Last-Advert", json!(shared.adverts.last_unix_secs()));
     put("Channels-Reaped", json!(Stats::get(&s.channels_reaped)));
     put(
         "Channels-Reconciled",

@@ -79,9 +79,27 @@ async fn warm(state: &State, client: &BusClient) -> Result<(Source, usize), Warm
     let seed_wait = Duration::from_millis(cfg.seed_timeout_ms);
     let peers = live_peers(state, client, gap).await?;
     if peers.is_empty() {
+        // Peers elsewhere that do not consume our zone still hold every zone's
+        // channels (each reads every zone's call events): ask them there.
+        if let Some(found) = from_remote_zones(state, gap).await {
+            return Ok(found);
+        }
         info!("no live kazoo-channels peer answered the status request; seeding from ecallmgr");
         return Ok(from_ecallmgr(state, client, seed_wait).await?);
     }
+    from_peers(state, client, peers, gap).await
+}
+
+/// A snapshot from one of `peers` (live on `client`'s broker), retried;
+/// then ecallmgr's list; then nothing (an error: peers are alive).
+async fn from_peers(
+    state: &State,
+    client: &BusClient,
+    peers: Vec<String>,
+    gap: Duration,
+) -> Result<(Source, usize), WarmupError> {
+    let cfg = &state.settings.cluster;
+    let seed_wait = Duration::from_millis(cfg.seed_timeout_ms);
     for attempt in 1..=cfg.snapshot_attempts {
         match from_peer(state, client, gap).await {
             Ok(found) => return Ok(found),
@@ -97,6 +115,42 @@ async fn warm(state: &State, client: &BusClient) -> Result<(Source, usize), Warm
         }),
         found => Ok(found),
     }
+}
+
+/// With no live peer on the local zone: each remote zone in turn (on its
+/// first broker that answers) until one has a live peer with a snapshot.
+async fn from_remote_zones(state: &State, gap: Duration) -> Option<(Source, usize)> {
+    let mut zones: Vec<&str> = state.zones.remote().map(|i| state.zones.zone(i)).collect();
+    zones.dedup();
+    for zone in zones {
+        let brokers: Vec<_> = state
+            .zones
+            .remote()
+            .filter(|i| state.zones.zone(*i) == zone)
+            .map(|i| state.brokers[i].clone())
+            .collect();
+        let client = match BusClient::connect_first(&brokers, APP_NAME).await {
+            Ok(c) => c
+                .with_node(&state.identity.node)
+                .with_max_reply_bytes(state.settings.cluster.max_warmup_reply_bytes),
+            Err(error) => {
+                info!(%zone, %error, "remote zone unreachable for warm-up; skipped");
+                continue;
+            }
+        };
+        let found = match live_peers(state, &client, gap).await {
+            Ok(peers) if !peers.is_empty() => {
+                info!(%zone, peers = %peers.join(", "), "warming up from a peer of a remote zone");
+                from_peers(state, &client, peers, gap).await.ok()
+            }
+            _ => None,
+        };
+        client.close().await;
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
 }
 
 /// The other instances that answer the status request and are warm.

@@ -12,3 +12,5 @@ pub const METAFLOW: &str = "metaflow";
 /// Kazoo 5.1+'s channel queries. Kazoo core's to declare, type not public:
 /// only ever checked passively (`bus::optional`, WIRE-5.md §1).
 pub const CHANNELS: &str = "channels";
+/// Kazoo's node list: every node's `advertise` (fanout; NODES.md §1).
+pub const NODES: &str = "nodes";

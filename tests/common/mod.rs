@@ -558,3 +558,106 @@ pub async fn exit_status(mut child: ChildGuard) -> std::process::ExitStatus {
         .await
         .unwrap()
 }
+
+/// A Kazoo node's `nodes` consumer on the broker at `url`: the exchange
+/// declared as `kz_amqp_util` declares it (so a worker declaring it otherwise
+/// would fail with 406), a queue of our own bound to it.
+pub struct NodesTap {
+    conn: lapin::Connection,
+    consumer: lapin::Consumer,
+}
+
+/// One advert as a `nodes` consumer received it.
+#[derive(Debug, Clone)]
+pub struct Advert {
+    pub body: Value,
+    pub content_type: Option<String>,
+    pub at: std::time::Instant,
+}
+
+impl NodesTap {
+    pub async fn open(url: &str) -> Self {
+        use lapin::options::ExchangeDeclareOptions;
+        use lapin::types::FieldTable;
+        let conn = kazoo_channels::bus::connect(url, "kz_nodes")
+            .await
+            .expect("nodes consumer connects");
+        let ch = conn.create_channel().await.unwrap();
+        let kazoo_flags = ExchangeDeclareOptions {
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            ..Default::default()
+        };
+        ch.exchange_declare(
+            "nodes".into(),
+            lapin::ExchangeKind::Fanout,
+            kazoo_flags,
+            FieldTable::default(),
+        )
+        .await
+        .expect("nodes declared as Kazoo declares it");
+        let (_, consumer) = tap(&ch, "", &[("nodes", "")]).await;
+        Self { conn, consumer }
+    }
+
+    /// The next advert within `within`, checked against the schema and the
+    /// rules of NODES.md §1.
+    pub async fn next(&mut self, within: Duration) -> Option<Advert> {
+        use futures_util::StreamExt;
+        let d = tokio::time::timeout(within, self.consumer.next())
+            .await
+            .ok()??
+            .ok()?;
+        let body: Value = serde_json::from_slice(&d.data).expect("an advert is JSON");
+        let advert = Advert {
+            body,
+            content_type: d.properties.content_type().as_ref().map(|c| c.to_string()),
+            at: std::time::Instant::now(),
+        };
+        check_advert(&advert);
+        Some(advert)
+    }
+
+    /// The adverts that arrive within `window`.
+    pub async fn during(&mut self, window: Duration) -> Vec<Advert> {
+        let end = std::time::Instant::now() + window;
+        let mut all = Vec::new();
+        while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+            match self.next(left).await {
+                Some(a) => all.push(a),
+                None => break,
+            }
+        }
+        all
+    }
+
+    /// Adverts until none came for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<Advert> {
+        let mut all = Vec::new();
+        while let Some(a) = self.next(quiet).await {
+            all.push(a);
+        }
+        all
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+/// What a Kazoo node's `kz_nodes` needs of an advert (NODES.md §1).
+pub fn check_advert(a: &Advert) {
+    let v = &a.body;
+    assert_eq!(a.content_type.as_deref(), Some("application/json"), "{v}");
+    kazoo_channels::kapi::schema::schemas()
+        .validate("kapi.nodes.advertise", v, "")
+        .unwrap_or_else(|e| panic!("advert fails its schema: {e:?}: {v}"));
+    let startup = v["WhApps"]["kazoo-channels"]["Startup"].as_u64().unwrap();
+    assert!(
+        startup <= kazoo_channels::kapi::time::gregorian_now_secs(),
+        "Startup in the future: {v}"
+    );
+    assert!(v["Used-Memory"].as_u64().unwrap() > 0, "{v}");
+    assert!(!v.to_string().contains("ecallmgr"), "{v}");
+}
