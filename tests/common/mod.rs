@@ -497,6 +497,9 @@ pub async fn until_bridged(w: &WorkerHandle, call: &str) {
 pub struct ChildGuard(Option<std::process::Child>);
 
 impl ChildGuard {
+    pub fn new(child: std::process::Child) -> Self {
+        Self(Some(child))
+    }
     pub fn id(&self) -> u32 {
         self.0.as_ref().map(|c| c.id()).unwrap_or_default()
     }
@@ -528,7 +531,7 @@ pub fn spawn_binary(vh: &TestVhost, extra: &[(&str, &str)]) -> ChildGuard {
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    ChildGuard(Some(cmd.spawn().expect("worker binary starts")))
+    ChildGuard::new(cmd.spawn().expect("worker binary starts"))
 }
 
 /// Status replies from every instance, once `n` of them say they are warm with `channels`.
