@@ -52,7 +52,10 @@ pub const MEANINGS: &[(&str, &str)] = &[
         "amqp.tls.cert_file",
         "PEM client certificate (chain), for brokers that ask for one.",
     ),
-    ("amqp.tls.key_file", "The PEM key of that client certificate."),
+    (
+        "amqp.tls.key_file",
+        "The PEM key of that client certificate.",
+    ),
     (
         "amqp.tls.verify_peer",
         "Check the broker's certificate and name (false = Kazoo's verify_none).",

@@ -122,7 +122,10 @@ async fn in_the_journal_text_lines_have_no_colour_nor_timestamp_and_json_keeps_f
         starting.trim_start().starts_with("INFO "),
         "no timestamp of its own: {starting}"
     );
-    assert!(starting.contains("node=") && starting.contains("instance="), "{starting}");
+    assert!(
+        starting.contains("node=") && starting.contains("instance="),
+        "{starting}"
+    );
 
     let json = journal_log(&vh, "json").await;
     assert!(!json.contains('\u{1b}'), "{json}");
@@ -135,7 +138,10 @@ async fn in_the_journal_text_lines_have_no_colour_nor_timestamp_and_json_keeps_f
         .find(|l| l["message"] == "starting")
         .unwrap_or_else(|| panic!("{json}"));
     assert_eq!(starting["level"], "INFO");
-    assert!(starting["node"].is_string() && starting["instance"].is_string(), "{starting}");
+    assert!(
+        starting["node"].is_string() && starting["instance"].is_string(),
+        "{starting}"
+    );
     let serving = lines
         .iter()
         .find(|l| l["message"] == "connected; topology declared, consuming events")

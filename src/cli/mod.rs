@@ -177,7 +177,9 @@ fn default_config() -> ExitCode {
 fn package_assets(out: &std::path::Path) -> ExitCode {
     match package_assets::write(out) {
         Ok(files) => {
-            files.iter().for_each(|f| println!("{}", out.join(f).display()));
+            files
+                .iter()
+                .for_each(|f| println!("{}", out.join(f).display()));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -72,7 +72,10 @@ mod tests {
         assert!(page.contains(".TH kazoo-channels 1"), "{page}");
         assert!(page.contains("check\\-config"), "{page}");
         let bash = std::fs::read_to_string(out.join("completions/kazoo-channels")).unwrap();
-        assert!(bash.contains("check-config") && bash.contains("complete -F"), "{bash}");
+        assert!(
+            bash.contains("check-config") && bash.contains("complete -F"),
+            "{bash}"
+        );
         std::fs::remove_dir_all(out).unwrap();
     }
 }
