@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, TestVhost, exit_status, wait_for_instances};
+use common::{ChildGuard, TestVhost, exit_status, wait_for_instances, worker_command};
 use serde_json::Value;
 use tokio::net::UnixDatagram;
 
@@ -16,23 +16,15 @@ fn temp_dir(what: &str) -> std::path::PathBuf {
     dir
 }
 
-/// The worker binary on `vh` with `env`, its stderr into `stderr`.
+/// The worker binary on `vh` with `env`, its stderr into `stderr`, nothing
+/// of the systemd environment inherited but what `env` gives.
 fn worker(vh: &TestVhost, env: &[(&str, &str)], stderr: std::fs::File) -> ChildGuard {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"));
-    cmd.arg("run")
-        .env_remove("KAZOO_CHANNELS_CONFIG")
+    let mut cmd = worker_command(vh, &[("RUST_LOG", "info")]);
+    cmd.env_remove("KAZOO_CHANNELS_CONFIG")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("JOURNAL_STREAM")
-        .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
-        .env("KAZOO_CHANNELS__LOG__SUMMARY_INTERVAL_SECS", "0")
-        .env("KAZOO_CHANNELS__CLUSTER__SNAPSHOT_TIMEOUT_MS", "500")
-        .env("KAZOO_CHANNELS__CLUSTER__SEED_TIMEOUT_MS", "300")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
+        .envs(env.iter().copied())
         .stderr(stderr);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
     ChildGuard::new(cmd.spawn().expect("worker binary starts"))
 }
 
