@@ -263,7 +263,9 @@ pub struct HealthSettings {
     pub file: String,
 }
 
-const DEFAULTS: &str = r#"
+/// The built-in defaults; also the source of the commented file the packages
+/// ship (`crate::default_config`).
+pub(crate) const DEFAULTS: &str = r#"
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 brokers = "failover"
@@ -325,7 +327,7 @@ impl Settings {
     }
 
     /// [`Settings::load`] with the environment given (tests), or the process's.
-    fn load_with(
+    pub(crate) fn load_with(
         file: Option<&Path>,
         env: Option<config::Map<String, String>>,
     ) -> Result<Self, ConfigError> {

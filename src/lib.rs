@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod default_config;
 pub mod forms;
 pub mod intake;
 pub mod kapi;

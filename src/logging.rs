@@ -10,12 +10,16 @@ use crate::config::LogSettings;
 pub fn init(log: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(directives(&log.level)));
+    let journal = on_journal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colored(&log.color, std::io::stderr().is_terminal()))
         .with_writer(std::io::stderr);
     let result = if log.format == "json" {
         builder.json().flatten_event(true).try_init()
+    } else if journal {
+        // journald stamps every line itself.
+        builder.without_time().try_init()
     } else {
         builder.try_init()
     };
@@ -33,6 +37,22 @@ fn directives(level: &str) -> String {
     } else {
         format!("{level},lapin=off")
     }
+}
+
+/// Whether stderr is systemd's journal: `$JOURNAL_STREAM` holds the
+/// `device:inode` of the stream it gave us (systemd.exec(5)); a child that
+/// inherited the variable but writes elsewhere does not match.
+fn on_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let stderr = std::io::stderr().as_fd().try_clone_to_owned();
+    let Ok(meta) = stderr.and_then(|fd| std::fs::File::from(fd).metadata()) else {
+        return false;
+    };
+    stream.to_str() == Some(&format!("{}:{}", meta.dev(), meta.ino()))
 }
 
 /// Whether text logs carry ANSI colours: escape codes in a file, journald or

@@ -508,6 +508,7 @@ async fn session(
         for route in &later {
             requests.spawn(start(route).await?);
         }
+        super::systemd::serving(state, broker);
         let mut blocked = false;
         loop {
             tokio::select! {

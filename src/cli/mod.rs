@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod command_client;
+mod package_assets;
 mod query_client;
 mod render;
 pub mod simulate;
@@ -40,8 +41,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the worker (the default).
     Run,
-    /// Print the effective configuration (password redacted) and validate it.
-    CheckConfig,
+    /// Print the effective configuration (password redacted) and validate it;
+    /// exits 2 naming the offending key.
+    CheckConfig {
+        /// Print nothing when it is valid (the service's `ExecStartPre`).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print the commented configuration file: every key at its built-in
+    /// default, one line of meaning each (the packages' /etc/kazoo-channels/config.toml).
+    DefaultConfig,
     /// Print the AMQP topology as a RabbitMQ definitions.json.
     Topology {
         #[arg(long, default_value = "/")]
@@ -72,10 +81,23 @@ pub enum Command {
         #[arg(long, default_value_t = app::health::DEFAULT_MAX_AGE.as_secs())]
         max_age: u64,
     },
+    /// Write the man pages, shell completions and commented config.toml the
+    /// packages ship (scripts/package).
+    #[command(hide = true)]
+    PackageAssets {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These two print what is built in: no configuration is read.
+    match &cli.command {
+        Some(Command::DefaultConfig) => return default_config(),
+        Some(Command::PackageAssets { out }) => return package_assets(out),
+        _ => {}
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -84,12 +106,17 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Run) {
-        Command::CheckConfig => {
-            print!("{}", settings.to_redacted_toml());
-            if let Ok(layout) = settings.layout() {
-                print!("\n{}", layout.summary());
+        Command::CheckConfig { quiet } => {
+            if !quiet {
+                print!("{}", settings.to_redacted_toml());
+                if let Ok(layout) = settings.layout() {
+                    print!("\n{}", layout.summary());
+                }
             }
             ExitCode::SUCCESS
+        }
+        Command::DefaultConfig | Command::PackageAssets { .. } => {
+            unreachable!("answered before the configuration is read")
         }
         Command::Topology { vhost, instance } => {
             let defs = Topology::for_instance(&instance).to_definitions(&vhost);
@@ -137,6 +164,34 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn default_config() -> ExitCode {
+    match crate::default_config::render() {
+        Ok(file) => {
+            print!("{file}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kazoo-channels default-config: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn package_assets(out: &std::path::Path) -> ExitCode {
+    match package_assets::write(out) {
+        Ok(files) => {
+            files
+                .iter()
+                .for_each(|f| println!("{}", out.join(f).display()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kazoo-channels package-assets: {}: {e}", out.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn health(settings: &Settings, max_age: Duration) -> ExitCode {
     use app::health::{Unhealthy, check};
     match check(&settings.health.file, max_age) {
@@ -168,6 +223,7 @@ async fn run(settings: Settings) -> ExitCode {
     // The worker never ends on its own (a broker fault only makes it retry).
     wait_for_signal().await;
     tracing::info!("signal received; finishing in-flight requests");
+    app::systemd::stopping();
     if handle.shutdown().await {
         ExitCode::SUCCESS
     } else {

@@ -497,6 +497,9 @@ pub async fn until_bridged(w: &WorkerHandle, call: &str) {
 pub struct ChildGuard(Option<std::process::Child>);
 
 impl ChildGuard {
+    pub fn new(child: std::process::Child) -> Self {
+        Self(Some(child))
+    }
     pub fn id(&self) -> u32 {
         self.0.as_ref().map(|c| c.id()).unwrap_or_default()
     }
@@ -516,6 +519,12 @@ impl Drop for ChildGuard {
 
 /// A worker as a child process of the built binary, on `vh`.
 pub fn spawn_binary(vh: &TestVhost, extra: &[(&str, &str)]) -> ChildGuard {
+    let mut cmd = worker_command(vh, extra);
+    ChildGuard::new(cmd.spawn().expect("worker binary starts"))
+}
+
+/// The command [`spawn_binary`] runs: `extra` is set last, so it wins.
+pub fn worker_command(vh: &TestVhost, extra: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"));
     cmd.arg("run")
         .env("KAZOO_CHANNELS__AMQP__URL", vh.url())
@@ -528,7 +537,7 @@ pub fn spawn_binary(vh: &TestVhost, extra: &[(&str, &str)]) -> ChildGuard {
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    ChildGuard(Some(cmd.spawn().expect("worker binary starts")))
+    cmd
 }
 
 /// Status replies from every instance, once `n` of them say they are warm with `channels`.
