@@ -19,6 +19,10 @@ pub const MEANINGS: &[(&str, &str)] = &[
         "amqp.brokers",
         "With several brokers: \"failover\" (Kazoo's rule, one at a time) or \"all\" (Kamailio's, every broker at once).",
     ),
+    (
+        "amqp.queue_type",
+        "The kind of every queue we declare: \"classic\" (one RabbitMQ, or Kazoo's independent brokers) or \"quorum\" (a RabbitMQ cluster: replicated, they outlive a node).",
+    ),
     ("amqp.prefetch", "Unacknowledged deliveries per consumer."),
     (
         "amqp.heartbeat_secs",

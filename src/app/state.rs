@@ -68,7 +68,7 @@ impl State {
             brokers: zones.brokers.clone(),
             zones,
             identity: Identity::new(node.clone()),
-            topology: Topology::for_instance(&instance),
+            topology: Topology::for_instance(&instance).with_queue_type(settings.amqp.queue_type),
             instance,
             registry: RwLock::new(registry),
             stats: Stats::default(),
@@ -217,6 +217,12 @@ impl State {
     pub fn is_primary(&self, i: usize) -> bool {
         let links = self.links();
         self.zones.local().find(|j| links[*j].connected) == Some(i)
+    }
+
+    /// Whether broker `i` failed (refused, unreachable, or a session on it
+    /// ended by a fault) since a session last came up on it.
+    pub fn failed_since_up(&self, i: usize) -> bool {
+        self.links()[i].last_error.is_some()
     }
 
     /// Whether a session consumed from broker `i` before.
