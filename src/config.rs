@@ -40,6 +40,9 @@ pub struct AmqpSettings {
     /// `failover` (Kazoo's rule: one broker at a time, the alphabetically
     /// smallest reachable) or `all` (Kamailio's: consume from every broker).
     pub brokers: BrokerMode,
+    /// The kind of our queues: `classic` (independent brokers, a single
+    /// node) or `quorum` (a RabbitMQ cluster: replicated, they outlive a node).
+    pub queue_type: QueueType,
     /// Unacknowledged deliveries per consumer.
     pub prefetch: u16,
     /// The AMQP heartbeat we ask for (0 = none); a URL's `?heartbeat=` wins.
@@ -67,6 +70,14 @@ pub struct AmqpSettings {
 pub enum BrokerMode {
     Failover,
     All,
+}
+
+/// The RabbitMQ queue type of the queues we declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    Classic,
+    Quorum,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +262,7 @@ const DEFAULTS: &str = r#"
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 brokers = "failover"
+queue_type = "classic"
 prefetch = 256
 heartbeat_secs = 10
 min_backoff_ms = 100
@@ -457,6 +469,7 @@ mod tests {
             ["amqp://guest:guest@127.0.0.1:5672/%2f"]
         );
         assert_eq!(s.amqp.brokers, BrokerMode::Failover);
+        assert_eq!(s.amqp.queue_type, QueueType::Classic);
         assert_eq!(s.amqp.heartbeat_secs, 10);
         assert!(s.amqp.tls.verify_peer);
         assert!(!s.queries.system_wide_listing);
@@ -502,6 +515,13 @@ mod tests {
         assert!(s.queries.system_wide_listing);
         assert_eq!(s.amqp.prefetch, 7);
         std::fs::write(&path, "[amqp]\nprefetch = \"many\"\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
+        std::fs::write(&path, "[amqp]\nqueue_type = \"quorum\"\n").unwrap();
+        assert_eq!(
+            Settings::load(Some(&path)).unwrap().amqp.queue_type,
+            QueueType::Quorum
+        );
+        std::fs::write(&path, "[amqp]\nqueue_type = \"mirrored\"\n").unwrap();
         assert!(Settings::load(Some(&path)).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }

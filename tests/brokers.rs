@@ -66,7 +66,10 @@ fn tls_port() -> u16 {
 fn tls_dir() -> String {
     let dir = std::env::var("KC_BROKERS_DIR").unwrap_or_else(|_| match kc1().name {
         "kc1" => "/tmp/kazoo-channels-brokers".into(),
-        first => format!("/tmp/kazoo-channels-brokers-{}", first.trim_end_matches('1')),
+        first => format!(
+            "/tmp/kazoo-channels-brokers-{}",
+            first.trim_end_matches('1')
+        ),
     });
     format!("{dir}/tls")
 }

@@ -60,7 +60,7 @@ impl State {
             links: Mutex::new(vec![Link::default(); brokers.len()]),
             brokers,
             identity: Identity::new(node.clone()),
-            topology: Topology::for_instance(&instance),
+            topology: Topology::for_instance(&instance).with_queue_type(settings.amqp.queue_type),
             instance,
             registry: RwLock::new(registry),
             stats: Stats::default(),
@@ -198,6 +198,12 @@ impl State {
         drop(links);
         self.clients.point_at(primary.map(|p| &self.brokers[p]));
         primary.is_some()
+    }
+
+    /// Whether broker `i` failed (refused, unreachable, or a session on it
+    /// ended by a fault) since a session last came up on it.
+    pub fn failed_since_up(&self, i: usize) -> bool {
+        self.links()[i].last_error.is_some()
     }
 
     /// Whether a session consumed from broker `i` before.

@@ -27,7 +27,7 @@ use super::exchange_watch::ExchangeWatch;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
 use super::state::{BrokerView, LinkChange, State};
 use super::{health, housekeeping};
-use crate::bus::{BusError, Consume, LinkEvent, ServeEnd, Session};
+use crate::bus::{BusError, Consume, LinkEvent, Refusal, ServeEnd, Session};
 use crate::cluster::warmup::{self, WarmupError};
 use crate::config::{BrokerMode, Settings};
 use crate::intake;
@@ -236,6 +236,16 @@ async fn failover(state: &Arc<State>, status: &StatusTx, shutdown: &Cancellation
             failed = Some(i);
             if !served.load(Ordering::Relaxed) {
                 held_down[i] = Some(Instant::now() + HOLD_DOWN);
+                // Refused before it served (a declare the broker denies, a
+                // missing permission): wait as for a broker that does not
+                // answer, or the worker reconnects as fast as it is refused.
+                let wait = backoff.take();
+                debug!(retry_in_ms = wait.as_millis() as u64, broker = %state.brokers[i].shown(), "the session failed before it served; backing off");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
             }
         }
         if shutdown.is_cancelled() {
@@ -253,22 +263,16 @@ async fn one_broker(state: Arc<State>, status: StatusTx, i: usize, shutdown: Can
     let mut backoff = Backoff::new(&state.settings);
     while !shutdown.is_cancelled() {
         let began = Instant::now();
+        let served = AtomicBool::new(false);
         if let Some((_, bus)) = reach(&state, [i]).await {
-            let result = session(
-                &state,
-                &status,
-                i,
-                bus,
-                shutdown.child_token(),
-                &AtomicBool::new(false),
-            )
-            .await;
+            let result = session(&state, &status, i, bus, shutdown.child_token(), &served).await;
             if shutdown.is_cancelled() {
                 break;
             }
             ended(&state, i, &result);
         }
-        if began.elapsed() > HEALTHY {
+        // Only a session that served and lasted starts the waits afresh.
+        if served.load(Ordering::Relaxed) && began.elapsed() > HEALTHY {
             backoff.reset();
         }
         tokio::select! {
@@ -288,15 +292,7 @@ async fn reach(state: &State, order: impl IntoIterator<Item = usize>) -> Option<
             Err(error) => {
                 Stats::inc(&state.stats.connect_failures);
                 match error.refusal() {
-                    // A wrong password or vhost is said once, naming the key
-                    // to fix; the backoff goes on (a broker being set up must
-                    // still be waited for).
-                    Some(r) if state.first_refusal(&r.broker_says) => {
-                        error!(key = "amqp.url", broker = %broker.shown(), broker_says = %r.broker_says, "configuration error: {}; retrying with backoff (logged once)", r.fix)
-                    }
-                    Some(r) => {
-                        debug!(broker = %broker.shown(), broker_says = %r.broker_says, "still refused by the broker")
-                    }
+                    Some(r) => refused(state, broker.shown(), &r),
                     None => warn!(broker = %broker.shown(), %error, "cannot connect to the broker"),
                 }
                 state.set_link(i, LinkChange::Failed(error.to_string()));
@@ -304,6 +300,18 @@ async fn reach(state: &State, order: impl IntoIterator<Item = usize>) -> Option<
         }
     }
     None
+}
+
+/// A refusal that the configuration must fix (a wrong password or vhost, a
+/// missing permission, a queue or exchange in the way, a feature the broker
+/// denies) is said once per distinct broker text, naming what to change;
+/// the backoff goes on (a broker being set up must still be waited for).
+fn refused(state: &State, broker: &str, r: &Refusal) {
+    if state.first_refusal(&r.broker_says) {
+        error!(key = r.key, %broker, broker_says = %r.broker_says, "configuration error: {}; retrying with backoff (logged once)", r.fix);
+    } else {
+        debug!(%broker, broker_says = %r.broker_says, "still refused by the broker");
+    }
 }
 
 /// Resolves once a broker preferred to `i` answers, with its session; never
@@ -332,7 +340,12 @@ fn ended(state: &State, i: usize, result: &Result<ServeEnd, SessionError>) {
         Ok(end) => warn!(?end, %broker, "a consumer ended; reconnecting"),
         Err(error) => {
             state.set_link(i, LinkChange::Failed(error.to_string()));
-            warn!(%error, %broker, "disconnected from the broker; keeping the registry and reconnecting");
+            match error.refusal() {
+                Some(r) => refused(state, broker, &r),
+                None => {
+                    warn!(%error, %broker, "disconnected from the broker; keeping the registry and reconnecting")
+                }
+            }
         }
     }
 }
@@ -359,6 +372,15 @@ enum SessionError {
     Warmup(#[from] WarmupError),
 }
 
+impl SessionError {
+    fn refusal(&self) -> Option<Refusal> {
+        match self {
+            SessionError::Bus(e) => e.refusal(),
+            SessionError::Warmup(_) => None,
+        }
+    }
+}
+
 async fn session(
     state: &Arc<State>,
     status: &StatusTx,
@@ -375,10 +397,15 @@ async fn session(
     // A lost event queue (broker restart, deletion, a broker new to us in
     // failover) means missed events: warm again. With every broker consumed
     // at once, a broker first met now lost nothing the others did not carry.
+    // A broker that failed since our last session on it may have restarted:
+    // the durable event queue is back, but not the transient events it held.
     let first_here = !state.has_served(i);
-    let lost = !bus.queue_exists(&events_queue.name).await?
+    let faulted = state.failed_since_up(i);
+    let lost = (faulted || !bus.queue_exists(&events_queue.name).await?)
         && (state.settings.amqp.brokers == BrokerMode::Failover || !first_here);
-    bus.declare(&state.topology).await?;
+    for a in bus.declare(&state.topology).await? {
+        warn!(queue = %a.queue, %broker, broker_says = %a.broker_says, "a queue of ours exists with other flags (an earlier release's transient queue, or another amqp.queue_type): using it as it is; once no instance of the earlier release consumes it, delete it (rabbitmqctl delete_queue) and ours is declared at the next reconnect");
+    }
     // Kazoo 5.1+'s `channels` exchange: bound once it exists, checked again
     // while the session lives.
     let mut exchange = ExchangeWatch::default();

@@ -3,6 +3,7 @@
 //! Nothing outside this module touches lapin: the worker holds a [`Session`],
 //! clients a [`BusClient`].
 
+mod adopt;
 pub mod broker;
 mod consume;
 mod optional;
@@ -20,6 +21,7 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 use thiserror::Error;
 
+pub use adopt::Adopted;
 pub use broker::{Broker, BrokerError};
 pub use consume::{Consume, Handler, HandlerFuture, ServeEnd, consumer};
 pub use optional::Found;
@@ -43,14 +45,17 @@ pub enum BusError {
     Broker(#[from] BrokerError),
 }
 
-/// A broker's refusal that retrying alone will not fix: `amqp.url` (its
-/// credentials or its vhost) must change. The supervisor still backs off
-/// and retries, since a broker being set up may yet accept it.
+/// A broker's refusal that retrying alone will not fix: the configuration
+/// (ours or the broker's) must change. The supervisor still backs off and
+/// retries, since a broker being set up may yet accept it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// What to fix, naming the configuration key.
+    /// The setting to change: one of ours (`amqp.url`, `amqp.queue_type`) or
+    /// the broker's (`rabbitmq.conf`, its permissions, what it holds).
+    pub key: &'static str,
+    /// What to fix.
     pub fix: &'static str,
-    /// The broker's own words (no credentials in them).
+    /// The broker's own words on one line (no credentials in them).
     pub broker_says: String,
 }
 
@@ -64,20 +69,52 @@ impl BusError {
         let lapin::ErrorKind::ProtocolError(amqp) = e.kind() else {
             return None;
         };
-        let broker_says = amqp.get_message().to_string();
-        let fix = match amqp.kind() {
-            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) if broker_says.contains("Login") => {
-                "the broker refused the login: check the user and password in amqp.url"
+        let broker_says = amqp
+            .get_message()
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (key, fix) = match amqp.kind() {
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) if broker_says.contains("Login") => (
+                "amqp.url",
+                "the broker refused the login: check the user and password in amqp.url",
+            ),
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => (
+                "amqp.url",
+                "the broker refused access: the user of amqp.url needs configure, write and read permissions on its vhost",
+            ),
+            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => (
+                "amqp.url",
+                "the broker refused the vhost: check the vhost in amqp.url (it must exist, and its user must have permissions on it)",
+            ),
+            AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+                if broker_says.contains("inequivalent") =>
+            {
+                (
+                    "broker exchange",
+                    "an exchange of that name exists on the broker with other flags than Kazoo's: delete it (rabbitmqctl delete_exchange NAME -p VHOST) so it is declared as Kazoo declares it",
+                )
             }
-            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => {
-                "the broker refused access: the user of amqp.url needs configure, write and read permissions on its vhost"
-            }
-            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => {
-                "the broker refused the vhost: check the vhost in amqp.url (it must exist, and its user must have permissions on it)"
+            AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) if broker_says.contains("home node") => (
+                "amqp.queue_type",
+                "the cluster node holding that durable classic queue is down, and the queue with it until the node returns: on a RabbitMQ cluster set amqp.queue_type = \"quorum\"",
+            ),
+            AMQPErrorKind::Hard(AMQPHardError::INTERNALERROR)
+                if broker_says.contains("deprecated") =>
+            {
+                (
+                    "rabbitmq.conf",
+                    "the broker denies a deprecated feature (named by the broker): permit it with deprecated_features.permit.NAME = true in rabbitmq.conf",
+                )
             }
             _ => return None,
         };
-        Some(Refusal { fix, broker_says })
+        Some(Refusal {
+            key,
+            fix,
+            broker_says,
+        })
     }
 }
 
@@ -140,6 +177,14 @@ fn exchange_kind(kind: &str) -> Result<ExchangeKind, BusError> {
 
 /// Declares every exchange, queue and binding of `topology`, idempotently.
 pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusError> {
+    declare_exchanges(channel, topology).await?;
+    for q in &topology.queues {
+        declare_queue(channel, q).await?;
+    }
+    Ok(())
+}
+
+async fn declare_exchanges(channel: &Channel, topology: &Topology) -> Result<(), BusError> {
     for e in &topology.exchanges {
         let opts = ExchangeDeclareOptions {
             durable: e.durable,
@@ -156,21 +201,25 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BusEr
             )
             .await?;
     }
-    for q in &topology.queues {
-        declare_queue(channel, q).await?;
-    }
     Ok(())
 }
 
-pub async fn declare_queue(channel: &Channel, q: &topology::QueueDef) -> Result<(), BusError> {
-    let opts = QueueDeclareOptions {
+fn declare_options(q: &topology::QueueDef) -> QueueDeclareOptions {
+    QueueDeclareOptions {
         durable: q.durable,
         exclusive: q.exclusive,
         auto_delete: q.auto_delete,
         ..Default::default()
-    };
+    }
+}
+
+pub async fn declare_queue(channel: &Channel, q: &topology::QueueDef) -> Result<(), BusError> {
     channel
-        .queue_declare(q.name.as_str().into(), opts, field_table(&q.arguments))
+        .queue_declare(
+            q.name.as_str().into(),
+            declare_options(q),
+            field_table(&q.arguments),
+        )
         .await?;
     // Bindings to an exchange that is not ours wait for a passive check.
     for b in q.bindings.iter().filter(|b| !b.passive_exchange) {

@@ -10,7 +10,7 @@ use lapin::{Connection, Event};
 use tokio_util::sync::CancellationToken;
 
 use super::consume::{Consume, Handler, ServeEnd, consumer};
-use super::{Broker, BusError, BusPublisher, Found, Topology, close_channel, close_connection};
+use super::{Adopted, Broker, BusError, BusPublisher, Found, Topology, close_connection};
 
 /// What the broker tells a session about its connection, beside deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +53,10 @@ impl Session {
         super::queue_exists(&self.conn, name).await
     }
 
-    /// Declares every exchange, queue and binding of `topology`.
-    pub async fn declare(&self, topology: &Topology) -> Result<(), BusError> {
-        let setup = self.conn.create_channel().await?;
-        let declared = super::declare(&setup, topology).await;
-        close_channel(&setup).await;
-        declared
+    /// Declares every exchange, queue and binding of `topology`; a queue
+    /// that exists with other flags is used as it is and returned.
+    pub async fn declare(&self, topology: &Topology) -> Result<Vec<Adopted>, BusError> {
+        super::adopt::declare_adopting(&self.conn, topology).await
     }
 
     /// Binds each binding to an exchange that is not ours (Kazoo 5.1+'s

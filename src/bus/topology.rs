@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::config::QueueType;
+
 /// Every file of `amqp-bindings/` (by name), embedded by `build.rs`.
 const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/amqp_bindings.rs"));
 
@@ -82,6 +84,38 @@ impl Topology {
         t
     }
 
+    /// Makes every durable queue of ours a queue of `kind`. Classic is
+    /// RabbitMQ's default and is left unsaid, so the declaration stays
+    /// equivalent to one made without the argument.
+    pub fn with_queue_type(mut self, kind: QueueType) -> Self {
+        if kind == QueueType::Quorum {
+            for q in self.queues.iter_mut().filter(|q| q.durable) {
+                q.arguments.insert("x-queue-type".into(), "quorum".into());
+            }
+        }
+        self
+    }
+
+    /// What in this topology a RabbitMQ 4.3 with its defaults refuses or no
+    /// longer has (kazoo/BROKERS.md, "RabbitMQ 4.x"), one line each.
+    pub fn deprecated_features(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for q in &self.queues {
+            if !q.durable && !q.exclusive {
+                found.push(format!("{}: transient_nonexcl_queues", q.name));
+            }
+            for arg in ["x-queue-master-locator", "x-queue-mode"] {
+                if q.arguments.contains_key(arg) {
+                    found.push(format!("{}: {arg}", q.name));
+                }
+            }
+            if q.arguments.get("x-queue-version") == Some(&Value::from(1)) {
+                found.push(format!("{}: x-queue-version 1", q.name));
+            }
+        }
+        found
+    }
+
     pub fn queue(&self, role: &str) -> Option<&QueueDef> {
         self.queues.iter().find(|q| q.role == role)
     }
@@ -155,11 +189,56 @@ mod tests {
     }
 
     #[test]
+    fn no_queue_needs_a_feature_rabbitmq_4_3_denies() {
+        for kind in [QueueType::Classic, QueueType::Quorum] {
+            let t = Topology::for_instance("i1").with_queue_type(kind);
+            assert_eq!(t.deprecated_features(), Vec::<String>::new(), "{kind:?}");
+        }
+        // The check itself sees what the previous release declared.
+        let mut old = Topology::for_instance("i1");
+        old.queues[0].durable = false;
+        old.queues[1]
+            .arguments
+            .insert("x-queue-mode".into(), "lazy".into());
+        assert_eq!(old.deprecated_features().len(), 2);
+    }
+
+    #[test]
+    fn quorum_makes_every_queue_of_ours_a_quorum_queue_and_classic_says_nothing() {
+        let classic = Topology::for_instance("i1").with_queue_type(QueueType::Classic);
+        assert_eq!(classic, Topology::for_instance("i1"));
+        assert!(
+            classic
+                .queues
+                .iter()
+                .all(|q| !q.arguments.contains_key("x-queue-type"))
+        );
+        let quorum = Topology::for_instance("i1").with_queue_type(QueueType::Quorum);
+        for q in &quorum.queues {
+            // Quorum queues are durable only, never exclusive or auto-delete.
+            assert!(q.durable && !q.exclusive && !q.auto_delete, "{}", q.name);
+            assert_eq!(q.arguments["x-queue-type"], "quorum", "{}", q.name);
+        }
+        // TTLs keep their meaning (quorum queues have x-message-ttl from 3.10).
+        assert_eq!(
+            quorum.queue("queries").unwrap().arguments["x-message-ttl"],
+            2000
+        );
+        assert!(
+            quorum
+                .queue("events")
+                .unwrap()
+                .arguments
+                .contains_key("x-expires")
+        );
+    }
+
+    #[test]
     fn event_queue_is_per_instance_and_expires() {
         let t = Topology::for_instance("i1");
         let q = t.queue("events").unwrap();
         assert_eq!(q.name, "kazoo-channels.i1.events");
-        assert!(!q.exclusive && !q.durable);
+        assert!(!q.exclusive && q.durable);
         assert!(q.arguments.contains_key("x-expires"));
         assert!(
             q.bindings
@@ -177,7 +256,7 @@ mod tests {
             b.queue("queries").unwrap().name,
             "one queue for all"
         );
-        assert!(!q.exclusive && !q.auto_delete);
+        assert!(q.durable && !q.exclusive && !q.auto_delete);
         // Crossbar waits 2 s (kz_amqp_worker's default); nothing older is answered.
         assert_eq!(q.arguments["x-message-ttl"], 2000);
         let keys: Vec<(&str, &str, bool)> = q

@@ -89,7 +89,9 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Topology { vhost, instance } => {
-            let defs = Topology::for_instance(&instance).to_definitions(&vhost);
+            let defs = Topology::for_instance(&instance)
+                .with_queue_type(settings.amqp.queue_type)
+                .to_definitions(&vhost);
             println!("{}", serde_json::to_string_pretty(&defs).expect("json"));
             ExitCode::SUCCESS
         }

@@ -9,7 +9,7 @@ use kazoo_channels::app::{self, WorkerHandle};
 use kazoo_channels::bus::BusClient;
 use kazoo_channels::config::Settings;
 use kazoo_channels::kapi::{Outgoing, encode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The broker without a vhost: `KAZOO_CHANNELS_TEST_AMQP_URL`, default local guest.
 pub fn base_url() -> String {
@@ -31,6 +31,15 @@ pub struct TestVhost {
 /// compose `tests` profile, where no `rabbitmqctl` runs beside the broker).
 /// Returns the response body, or `None` without a management URL.
 fn mgmt(method: &str, path: &str) -> Option<String> {
+    mgmt_with(
+        method,
+        path,
+        r#"{"configure":".*","write":".*","read":".*"}"#,
+    )
+}
+
+/// [`mgmt`] with `body` for a PUT.
+fn mgmt_with(method: &str, path: &str, body: &str) -> Option<String> {
     let base = std::env::var("KAZOO_CHANNELS_TEST_MGMT_URL").ok()?;
     let base = base.trim_start_matches("http://").to_owned();
     let (auth, host) = base
@@ -41,7 +50,7 @@ fn mgmt(method: &str, path: &str) -> Option<String> {
     cmd.args(["-sf", "-u", &auth, "-X", method]);
     if method == "PUT" {
         cmd.args(["-H", "content-type: application/json"])
-            .args(["-d", r#"{"configure":".*","write":".*","read":".*"}"#]);
+            .args(["-d", body]);
     }
     let out = cmd
         .arg(format!("http://{host}/api/{path}"))
@@ -237,6 +246,36 @@ impl TestVhost {
 }
 
 impl TestVhost {
+    /// Every queue of this vhost as the broker lists it: `name`, `durable`,
+    /// `exclusive`, `auto_delete`, `arguments` (a JSON object).
+    pub fn queues(&self) -> Vec<Value> {
+        let body = mgmt("GET", &format!("queues/{}", self.name)).unwrap_or_else(|| {
+            let out = Command::new("rabbitmqctl")
+                .args(["-q", "list_queues", "-p", &self.name, "--formatter", "json"])
+                .args(["name", "durable", "exclusive", "auto_delete", "arguments"])
+                .output()
+                .expect("rabbitmqctl runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        });
+        serde_json::from_str(&body).expect("a JSON list of queues")
+    }
+
+    /// Sets guest's permissions on this vhost (regular expressions).
+    pub fn set_permissions(&self, configure: &str, write: &str, read: &str) {
+        let body = json!({"configure": configure, "write": write, "read": read}).to_string();
+        if mgmt_with("PUT", &format!("permissions/{}/guest", self.name), &body).is_none() {
+            rabbitmqctl(&[
+                "set_permissions",
+                "-p",
+                &self.name,
+                "guest",
+                configure,
+                write,
+                read,
+            ]);
+        }
+    }
+
     pub fn delete_queue(&self, queue: &str) {
         if mgmt("DELETE", &format!("queues/{}/{queue}", self.name)).is_none() {
             rabbitmqctl(&["delete_queue", queue, "-p", &self.name]);
