@@ -107,7 +107,12 @@ struct OldRelease {
 }
 
 impl OldRelease {
-    async fn start(vh: &TestVhost) -> Self {
+    /// `None` on a broker that denies transient non-exclusive queues (RabbitMQ
+    /// 4.3's default, `scripts/rabbitmq4`): the previous release never ran
+    /// there (it got `541` too), so there is nothing to upgrade from. Kazoo's
+    /// own brokers permit them (Kazoo's queues are transient), so the upgrade
+    /// is real on those, as on the usual broker of the suite.
+    async fn start(vh: &TestVhost) -> Option<Self> {
         let mut old = Topology::for_instance("0ld0ld0ld0ld");
         for q in &mut old.queues {
             q.durable = false;
@@ -116,7 +121,14 @@ impl OldRelease {
             .await
             .unwrap();
         let ch = conn.create_channel().await.unwrap();
-        bus::declare(&ch, &old).await.unwrap();
+        if let Err(e) = bus::declare(&ch, &old).await {
+            let refusal = format!("{e:?}");
+            assert!(
+                refusal.contains("INTERNAL_ERROR") && refusal.contains("transient_nonexcl_queues"),
+                "the old release's queues refused for another reason: {refusal}"
+            );
+            return None;
+        }
         let queries = old.queue("queries").unwrap().name.clone();
         let mut consumer = ch
             .basic_consume(
@@ -154,14 +166,19 @@ impl OldRelease {
                 let _ = d.ack(BasicAckOptions::default()).await;
             }
         });
-        Self { conn, answered }
+        Some(Self { conn, answered })
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_release_serves_at_once_beside_the_old_one_on_its_transient_queues() {
     let vh = TestVhost::new("rolling-upgrade");
-    let old = OldRelease::start(&vh).await;
+    let Some(old) = OldRelease::start(&vh).await else {
+        println!(
+            "upgrade: this broker denies transient non-exclusive queues (541): no earlier release can have run here"
+        );
+        return;
+    };
     let began = Instant::now();
     // Declaring ours would be a 406 (inequivalent arg 'durable'): used as
     // they are, so the new instance is up and warm as if they were ours.
