@@ -27,7 +27,9 @@ fn nodes() -> Vec<(String, u16)> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(5760);
-    (1..=3).map(|i| (format!("{prefix}{i}"), base + i)).collect()
+    (1..=3)
+        .map(|i| (format!("{prefix}{i}"), base + i))
+        .collect()
 }
 
 /// `scripts/brokers ARGS` with this target's node set; its stdout.
@@ -54,7 +56,15 @@ fn url(port: u16) -> String {
 
 /// The node (name) leading quorum queue `queue`, as node `via` sees it.
 fn leader(via: &str, queue: &str) -> String {
-    let out = brokers(&["ctl", via, "list_queues", "name", "leader", "--formatter", "json"]);
+    let out = brokers(&[
+        "ctl",
+        via,
+        "list_queues",
+        "name",
+        "leader",
+        "--formatter",
+        "json",
+    ]);
     let list: Vec<Value> = serde_json::from_str(&out).expect("list_queues JSON");
     let q = list
         .iter()
@@ -131,7 +141,9 @@ async fn quorum_queues_answer_again_within_10_s_of_their_leader_killed() {
     // Calls published, and queries asked, through nodes that stay up.
     let (alive, alive_port) = all.iter().find(|(n, _)| *n != doomed).cloned().unwrap();
     let account = hex_id();
-    let feeder = BusClient::connect(&url(alive_port), "ecallmgr").await.unwrap();
+    let feeder = BusClient::connect(&url(alive_port), "ecallmgr")
+        .await
+        .unwrap();
     let mut calls = BTreeSet::new();
     for _ in 0..50 {
         let id = format!("{}@10.26.0.91", uuid::Uuid::new_v4());
@@ -149,7 +161,9 @@ async fn quorum_queues_answer_again_within_10_s_of_their_leader_killed() {
             .all(|w| w.registry().len() == calls.len()))
         .await
     );
-    let crossbar = BusClient::connect(&url(alive_port), "crossbar").await.unwrap();
+    let crossbar = BusClient::connect(&url(alive_port), "crossbar")
+        .await
+        .unwrap();
     assert_eq!(ask(&crossbar, &account).await, (1, calls.clone()));
 
     let killed = Instant::now();
@@ -166,7 +180,9 @@ async fn quorum_queues_answer_again_within_10_s_of_their_leader_killed() {
     }
     let failover = failover.expect("answered again after the leader's node was killed");
     let new_leader = leader(&alive, queries);
-    println!("{doomed} (leading {queries}) killed: answered again after {failover:?}; new leader {new_leader}");
+    println!(
+        "{doomed} (leading {queries}) killed: answered again after {failover:?}; new leader {new_leader}"
+    );
     assert!(failover < Duration::from_secs(10), "{failover:?}");
     assert_ne!(new_leader, doomed);
 
@@ -188,9 +204,11 @@ async fn quorum_queues_answer_again_within_10_s_of_their_leader_killed() {
     hangup["Hangup-Cause"] = "NORMAL_CLEARING".into();
     feeder.publish(&event_msg(&hangup)).await.unwrap();
     assert!(
-        eventually(Duration::from_secs(10), || workers
-            .iter()
-            .all(|w| w.registry().len() == calls.len() && w.registry().get(&gone).is_none()))
+        eventually(Duration::from_secs(10), || workers.iter().all(|w| w
+            .registry()
+            .len()
+            == calls.len()
+            && w.registry().get(&gone).is_none()))
         .await,
         "every instance applies events after the failover"
     );
