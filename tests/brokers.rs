@@ -75,16 +75,10 @@ fn tls_dir() -> String {
 }
 
 fn script(args: &[&str]) -> String {
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/brokers"))
-        .args(args)
-        .output()
-        .expect("scripts/brokers runs");
-    assert!(
-        out.status.success(),
-        "scripts/brokers {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::stdout_of(
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/brokers")).args(args),
+        &format!("scripts/brokers {args:?}"),
+    )
 }
 
 /// All three nodes up (started once per run; a test that stopped one starts it again).

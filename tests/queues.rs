@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{TestVhost, a_leg_event, event_msg, hex_id, until_answered};
 use futures_util::StreamExt;
-use kazoo_channels::bus::{self, Collect, Topology};
+use kazoo_channels::bus::{self, BusClient, Collect, Topology};
 use kazoo_channels::config::QueueType;
 use kazoo_channels::kapi::asks;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
@@ -32,6 +32,14 @@ fn deprecated(q: &Value) -> Option<String> {
         .iter()
         .find(|a| args.contains(*a))
         .map(|a| format!("{name}: {a}"))
+}
+
+/// Crossbar's account query: every reply collected as `collect` says.
+async fn account_query(client: &BusClient, account: &str, collect: Collect) -> Vec<Value> {
+    client
+        .ask(asks::account_channels(account), collect)
+        .await
+        .unwrap()
 }
 
 /// Starts a call in `account` and waits until `w` holds it.
@@ -63,13 +71,8 @@ async fn every_queue_a_run_leaves_is_one_rabbitmq_4_3_accepts_by_default() {
         let second = vh.worker_with(settings).await;
         assert!(second.registry().get(&call).is_some(), "{kind:?}");
         let client = vh.client("crossbar").await;
-        let replies = client
-            .ask(
-                asks::account_channels(&account),
-                Collect::first(Duration::from_secs(5)),
-            )
-            .await
-            .unwrap();
+        let replies =
+            account_query(&client, &account, Collect::first(Duration::from_secs(5))).await;
         assert_eq!(replies.len(), 1, "{kind:?}");
         assert_eq!(
             common::status_replies(&client, Duration::from_millis(500))
@@ -107,11 +110,8 @@ struct OldRelease {
 }
 
 impl OldRelease {
-    /// `None` on a broker that denies transient non-exclusive queues (RabbitMQ
-    /// 4.3's default, `scripts/rabbitmq4`): the previous release never ran
-    /// there (it got `541` too), so there is nothing to upgrade from. Kazoo's
-    /// own brokers permit them (Kazoo's queues are transient), so the upgrade
-    /// is real on those, as on the usual broker of the suite.
+    /// None on a broker that denies transient non-exclusive queues (RabbitMQ
+    /// 4.3's default), where the previous release could not run at all.
     async fn start(vh: &TestVhost) -> Option<Self> {
         let mut old = Topology::for_instance("0ld0ld0ld0ld");
         for q in &mut old.queues {
@@ -122,11 +122,15 @@ impl OldRelease {
             .unwrap();
         let ch = conn.create_channel().await.unwrap();
         if let Err(e) = bus::declare(&ch, &old).await {
-            let refusal = format!("{e:?}");
+            // The whole connection closed with 541, which our worker reads
+            // as a refusal naming the broker setting to change.
+            let refusal = e.refusal().unwrap_or_else(|| panic!("not a refusal: {e}"));
             assert!(
-                refusal.contains("INTERNAL_ERROR") && refusal.contains("transient_nonexcl_queues"),
-                "the old release's queues refused for another reason: {refusal}"
+                refusal.broker_says.contains("transient_nonexcl_queues"),
+                "{refusal:?}"
             );
+            assert_eq!(refusal.key, "rabbitmq.conf");
+            println!("upgrade: the broker denies the previous release's queues: {refusal:?}");
             return None;
         }
         let queries = old.queue("queries").unwrap().name.clone();
@@ -174,9 +178,6 @@ impl OldRelease {
 async fn a_new_release_serves_at_once_beside_the_old_one_on_its_transient_queues() {
     let vh = TestVhost::new("rolling-upgrade");
     let Some(old) = OldRelease::start(&vh).await else {
-        println!(
-            "upgrade: this broker denies transient non-exclusive queues (541): no earlier release can have run here"
-        );
         return;
     };
     let began = Instant::now();
@@ -195,13 +196,8 @@ async fn a_new_release_serves_at_once_beside_the_old_one_on_its_transient_queues
     let client = vh.client("crossbar").await;
     let (mut from_new, mut from_old) = (0, 0);
     for _ in 0..40 {
-        let replies = client
-            .ask(
-                asks::account_channels(&account),
-                Collect::all(Duration::from_millis(300)),
-            )
-            .await
-            .unwrap();
+        let replies =
+            account_query(&client, &account, Collect::all(Duration::from_millis(300))).await;
         assert_eq!(replies.len(), 1, "each request answered once: {replies:?}");
         if replies[0]["Node"] == "old-release@test" {
             from_old += 1;
@@ -261,13 +257,7 @@ async fn a_new_release_serves_at_once_beside_the_old_one_on_its_transient_queues
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut answered = Vec::new();
     while answered.len() != 1 && Instant::now() < deadline {
-        answered = client
-            .ask(
-                asks::account_channels(&account),
-                Collect::all(Duration::from_millis(300)),
-            )
-            .await
-            .unwrap();
+        answered = account_query(&client, &account, Collect::all(Duration::from_millis(300))).await;
     }
     assert_eq!(answered.len(), 1, "answered from our own queue");
     assert_eq!(answered[0]["Node"], new.state.identity.node.as_str());

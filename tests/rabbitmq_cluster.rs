@@ -36,18 +36,13 @@ fn nodes() -> Vec<(String, u16)> {
 fn brokers(args: &[&str]) -> String {
     let prefix = nodes()[0].0.trim_end_matches('1').to_owned();
     let base = (nodes()[0].1 - 1).to_string();
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/brokers"))
-        .args(args)
-        .env("KC_BROKERS_PREFIX", prefix)
-        .env("KC_BROKERS_PORT_BASE", base)
-        .output()
-        .expect("scripts/brokers runs");
-    assert!(
-        out.status.success(),
-        "scripts/brokers {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::stdout_of(
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/brokers"))
+            .args(args)
+            .env("KC_BROKERS_PREFIX", prefix)
+            .env("KC_BROKERS_PORT_BASE", base),
+        &format!("scripts/brokers {args:?}"),
+    )
 }
 
 fn url(port: u16) -> String {

@@ -325,6 +325,18 @@ fn encode_vhost(name: &str) -> String {
         .collect()
 }
 
+/// Runs `cmd` (`what` names it in a failure) and returns its stdout; a
+/// failure fails the test with its stderr.
+pub fn stdout_of(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `kazoo-channels ARGS` against this vhost's broker.
 pub async fn cli(vh: &TestVhost, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_kazoo-channels"))
