@@ -36,6 +36,7 @@ host_mirror() {
 
 sources_for() {
     local suite=$1 own main security
+    # shellcheck disable=SC1091 # this machine's file
     own=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
     main=${DEBIAN_MIRROR:-$(host_mirror "$own")}
     security=$(host_mirror "$own-security")
