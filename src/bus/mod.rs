@@ -59,6 +59,33 @@ pub struct Refusal {
     pub broker_says: String,
 }
 
+/// (the setting to change, what to fix) for each refusal [`BusError::refusal`] knows.
+type Fix = (&'static str, &'static str);
+const LOGIN: Fix = (
+    "amqp.url",
+    "the broker refused the login: check the user and password in amqp.url",
+);
+const PERMISSIONS: Fix = (
+    "amqp.url",
+    "the broker refused access: the user of amqp.url needs configure, write and read permissions on its vhost",
+);
+const VHOST: Fix = (
+    "amqp.url",
+    "the broker refused the vhost: check the vhost in amqp.url (it must exist, and its user must have permissions on it)",
+);
+const EXCHANGE_IN_THE_WAY: Fix = (
+    "broker exchange",
+    "an exchange of that name exists on the broker with other flags than Kazoo's: delete it (rabbitmqctl delete_exchange NAME -p VHOST) so it is declared as Kazoo declares it",
+);
+const HOME_NODE_DOWN: Fix = (
+    "amqp.queue_type",
+    "the cluster node holding that durable classic queue is down, and the queue with it until the node returns: on a RabbitMQ cluster set amqp.queue_type = \"quorum\"",
+);
+const DEPRECATED: Fix = (
+    "rabbitmq.conf",
+    "the broker denies a deprecated feature (named by the broker): permit it with deprecated_features.permit.NAME = true in rabbitmq.conf",
+);
+
 impl BusError {
     /// The refusal this error is, if the configuration is at fault.
     pub fn refusal(&self) -> Option<Refusal> {
@@ -75,39 +102,16 @@ impl BusError {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
+        let says = |text: &str| broker_says.contains(text);
         let (key, fix) = match amqp.kind() {
-            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) if broker_says.contains("Login") => (
-                "amqp.url",
-                "the broker refused the login: check the user and password in amqp.url",
-            ),
-            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => (
-                "amqp.url",
-                "the broker refused access: the user of amqp.url needs configure, write and read permissions on its vhost",
-            ),
-            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => (
-                "amqp.url",
-                "the broker refused the vhost: check the vhost in amqp.url (it must exist, and its user must have permissions on it)",
-            ),
-            AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
-                if broker_says.contains("inequivalent") =>
-            {
-                (
-                    "broker exchange",
-                    "an exchange of that name exists on the broker with other flags than Kazoo's: delete it (rabbitmqctl delete_exchange NAME -p VHOST) so it is declared as Kazoo declares it",
-                )
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) if says("Login") => LOGIN,
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => PERMISSIONS,
+            AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => VHOST,
+            AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) if says("inequivalent") => {
+                EXCHANGE_IN_THE_WAY
             }
-            AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) if broker_says.contains("home node") => (
-                "amqp.queue_type",
-                "the cluster node holding that durable classic queue is down, and the queue with it until the node returns: on a RabbitMQ cluster set amqp.queue_type = \"quorum\"",
-            ),
-            AMQPErrorKind::Hard(AMQPHardError::INTERNALERROR)
-                if broker_says.contains("deprecated") =>
-            {
-                (
-                    "rabbitmq.conf",
-                    "the broker denies a deprecated feature (named by the broker): permit it with deprecated_features.permit.NAME = true in rabbitmq.conf",
-                )
-            }
+            AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) if says("home node") => HOME_NODE_DOWN,
+            AMQPErrorKind::Hard(AMQPHardError::INTERNALERROR) if says("deprecated") => DEPRECATED,
             _ => return None,
         };
         Some(Refusal {

@@ -14,9 +14,10 @@ use super::json::Obj;
 use super::{elapsed, text};
 use crate::kapi::{Dialect, lenient};
 use crate::registry::Channel;
+use crate::registry::ChannelRecord;
 use crate::registry::Text;
 use crate::registry::channel::{
-    ChannelRecord, DEFAULT_CONTEXT, DEFAULT_DIALPLAN, DEFAULT_PRECEDENCE, DEFAULT_PROFILE, Seqs,
+    DEFAULT_CONTEXT, DEFAULT_DIALPLAN, DEFAULT_PRECEDENCE, DEFAULT_PROFILE, Seqs,
 };
 use crate::registry::intern::{Interner, Vars};
 use crate::registry::recording::Recordings;

@@ -5,8 +5,8 @@
 //! Unlike `count_req`, a device, endpoint, owner or user id names its own
 //! account: `"<id>@<account-id>"`, split at the first `@` (`binary:split/2`).
 
-use super::query::{QueryError, Wire};
 use super::scoped::{Selector, select, text};
+use super::wire::{QueryError, Wire};
 use crate::forms::json::Obj;
 use crate::forms::record::{self, FieldSet};
 use crate::registry::Registry;

@@ -2,8 +2,8 @@
 //! WIRE-5.md §2): how many channels an account has, and of them how many each
 //! given device, endpoint, owner or user has; all of one `Direction` if given.
 
-use super::query::{QueryError, Wire};
 use super::scoped::{Selector, select, text};
+use super::wire::{QueryError, Wire};
 use crate::forms::json::Obj;
 use crate::registry::Registry;
 

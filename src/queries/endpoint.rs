@@ -3,8 +3,8 @@
 //! call ids of an endpoint's channels (authorized by it, or owned by it) in one
 //! account, or under `Count-Only` how many.
 
-use super::query::{QueryError, Wire};
 use super::scoped::{Selector, select, text};
+use super::wire::{QueryError, Wire};
 use crate::forms::json::{self, Obj};
 use crate::kapi::kazoo_bool;
 use crate::registry::Registry;

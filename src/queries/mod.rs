@@ -16,6 +16,7 @@ mod count;
 mod endpoint;
 pub mod query;
 mod scoped;
+mod wire;
 
 use std::borrow::Borrow;
 

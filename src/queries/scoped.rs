@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::query::{QueryError, Wire};
+use super::wire::{QueryError, Wire};
 use crate::registry::{Channel, Registry};
 
 /// A way to select channels: the reply's key for it, and the request's.

@@ -12,6 +12,7 @@
 //! events over them.
 
 pub mod channel;
+mod channel_record;
 mod extra;
 mod index;
 pub mod intern;
@@ -22,7 +23,8 @@ pub mod text;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-pub use channel::{Channel, ChannelRecord};
+pub use channel::Channel;
+pub use channel_record::ChannelRecord;
 use index::{IndexKeys, Indexes, Set};
 use intern::Interner;
 use table::Channels;
