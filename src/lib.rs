@@ -6,6 +6,7 @@
 //! and [`cluster`] one bus API family each, [`bus`] the only place that touches
 //! lapin, [`app`] wires them together, [`cli`] is the command line.
 
+pub mod amqp_settings;
 pub mod app;
 pub mod bus;
 pub mod cli;

@@ -5,26 +5,8 @@
 //! go) is always one of them; a remote zone's brokers are consumed each on its
 //! own, as Kazoo's federated listeners consume them.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
+use crate::amqp_settings::AmqpSettings;
 use crate::bus::{Broker, BrokerError};
-use crate::config::{AmqpSettings, BrokerUrls};
-
-/// Kazoo's name for a node's zone when none is configured (`kz_config:zone/0`).
-pub const DEFAULT_ZONE: &str = "local";
-
-/// One remote zone: `[amqp.zones.NAME]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteZone {
-    /// The zone's brokers, as `amqp.url`: one URL or a list.
-    pub url: BrokerUrls,
-}
-
-/// The remote zones by name (sorted, so their brokers have a stable order).
-pub type RemoteZones = BTreeMap<String, RemoteZone>;
 
 /// A zone setting that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -158,25 +140,10 @@ fn check_name(name: &str) -> Result<(), ZoneError> {
     }
 }
 
-/// `[amqp.zones.NAME]` with the URLs' passwords hidden, for `check-config`.
-pub fn redacted(zones: &RemoteZones) -> RemoteZones {
-    zones
-        .iter()
-        .map(|(name, z)| {
-            let url: Vec<String> = z
-                .url
-                .as_slice()
-                .iter()
-                .map(|u| crate::config::redact_url(u))
-                .collect();
-            (name.clone(), RemoteZone { url: url.into() })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::amqp_settings::{DEFAULT_ZONE, RemoteZone};
     use crate::config::Settings;
 
     fn with_zones(local: &str, zones: &[(&str, &[&str])]) -> Settings {

@@ -6,9 +6,8 @@
 //! the node at once instead of 1.25 × `Expires` later.
 
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -17,7 +16,6 @@ use super::state::State;
 use crate::bus::BusPublisher;
 use crate::cluster::advert::{Advert, expires_for};
 use crate::kapi::PublishOutcome;
-use crate::kapi::time::gregorian_now_secs;
 
 /// How often, while nothing can be advertised (cold, or no local broker),
 /// the advertiser looks again: the first advert follows warm-up closely.
@@ -27,49 +25,6 @@ const WAIT_POLL: Duration = Duration::from_millis(250);
 /// (resource alarm) never confirms, and the last advert must not hold up
 /// the graceful stop.
 const CONFIRM_WAIT: Duration = Duration::from_secs(2);
-
-/// What the adverts of one instance share with the session and `status`.
-pub struct Adverts {
-    /// This instance's start, Gregorian seconds (`WhApps.kazoo-channels.Startup`).
-    startup: u64,
-    last: Mutex<Option<SystemTime>>,
-    /// The worker is stopping: the next advert is the last.
-    stopping: AtomicBool,
-    /// The last advert went (or was tried): one only.
-    farewell: AtomicBool,
-    /// The last publish failed: said once until one succeeds.
-    failing: AtomicBool,
-}
-
-impl Default for Adverts {
-    fn default() -> Self {
-        Self {
-            startup: gregorian_now_secs(),
-            last: Mutex::new(None),
-            stopping: AtomicBool::new(false),
-            farewell: AtomicBool::new(false),
-            failing: AtomicBool::new(false),
-        }
-    }
-}
-
-impl Adverts {
-    /// When the last advert was confirmed, Unix seconds (for `status`).
-    pub fn last_unix_secs(&self) -> Option<u64> {
-        let last = *self.last.lock().unwrap_or_else(|p| p.into_inner());
-        last.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-    }
-
-    /// The worker stops: no more periodic adverts; the session sends the last.
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-    }
-
-    fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-}
 
 fn advert(state: &State, expires: Duration) -> Advert<'_> {
     Advert {

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::bus_status::BusStatus;
 use super::state::State;
-use super::supervisor::BusStatus;
 
 /// How often a live worker rewrites the file.
 pub const REFRESH: Duration = Duration::from_secs(5);

@@ -6,7 +6,9 @@
 //! Depends on every domain module; none of them depends on it but for
 //! [`state`], which sits below them.
 
+mod advert_state;
 pub mod advertise;
+mod bus_status;
 pub mod deadline;
 mod exchange_watch;
 mod handled;
@@ -17,6 +19,7 @@ pub mod state;
 pub mod supervisor;
 pub mod systemd;
 
+pub use bus_status::BusStatus;
 pub use routes::COMMANDS_AT_ONCE;
 pub use state::{Outcome, State};
-pub use supervisor::{BusStatus, WorkerHandle, spawn};
+pub use supervisor::{WorkerHandle, spawn};

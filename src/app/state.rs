@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use super::advertise::Adverts;
+use super::advert_state::Adverts;
 use super::deadline::Deadlines;
 pub use super::handled::Outcome;
 use crate::bus::{self, Broker, BusPublisher, Topology};

@@ -23,6 +23,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::bus_status::BusStatus;
 use super::exchange_watch::ExchangeWatch;
 use super::routes::{COMMANDS_AT_ONCE, Route, Start, routes};
 use super::state::{BrokerView, LinkChange, State};
@@ -33,14 +34,6 @@ use crate::config::{BrokerMode, Settings};
 use crate::intake;
 use crate::registry::Registry;
 use crate::stats::Stats;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BusStatus {
-    Connecting,
-    Connected,
-    Disconnected,
-    Stopped,
-}
 
 pub struct WorkerHandle {
     pub state: Arc<State>,
@@ -430,8 +423,8 @@ async fn session(
     let first_here = !state.has_served(i);
     let faulted = state.failed_since_up(i);
     let one_at_a_time = state.settings.amqp.brokers == BrokerMode::Failover && !remote;
-    let lost = (faulted || !bus.queue_exists(&events_queue.name).await?)
-        && (one_at_a_time || !first_here);
+    let lost =
+        (faulted || !bus.queue_exists(&events_queue.name).await?) && (one_at_a_time || !first_here);
     for a in bus.declare(&state.topology).await? {
         warn!(queue = %a.queue, %broker, broker_says = %a.broker_says, "a queue of ours exists with other flags (an earlier release's transient queue, or another amqp.queue_type): using it as it is; once no instance of the earlier release consumes it, delete it (rabbitmqctl delete_queue) and ours is declared at the next reconnect");
     }

@@ -16,7 +16,7 @@ use rustls::ClientConfig;
 use thiserror::Error;
 
 use super::tls::{TlsChoice, client_config};
-use crate::config::{TlsSettings, redact_url};
+use crate::amqp_settings::{TlsSettings, redact_url};
 
 /// How long the TCP connect and TLS handshake may take when the URL gives no
 /// `connection_timeout`: a broker behind a dead link is left for the next one.

@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::BrokerError;
-use crate::config::TlsSettings;
+use crate::amqp_settings::TlsSettings;
 
 /// TLS settings for one broker: the configuration's, with the URL's own
 /// parameters winning.

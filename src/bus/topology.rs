@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::config::QueueType;
+use crate::amqp_settings::QueueType;
 
 /// Every file of `amqp-bindings/` (by name), embedded by `build.rs`.
 const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/amqp_bindings.rs"));
