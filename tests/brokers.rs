@@ -858,7 +858,7 @@ async fn two_zones_answer_everywhere_with_every_zones_channels() {
         s.amqp.zone = Some(name.to_owned());
         s.amqp.zones = [(
             other.to_owned(),
-            kazoo_channels::zones::RemoteZone {
+            kazoo_channels::amqp_settings::RemoteZone {
                 url: vh.url(remote).into(),
             },
         )]
@@ -921,12 +921,12 @@ async fn two_zones_answer_everywhere_with_every_zones_channels() {
     };
     assert_eq!(
         nodes_of(&on_a),
-        [a.state.identity.node.clone()],
+        std::slice::from_ref(&a.state.identity.node),
         "kc2 sees zone A's"
     );
     assert_eq!(
         nodes_of(&on_b),
-        [b.state.identity.node.clone()],
+        std::slice::from_ref(&b.state.identity.node),
         "kc3 sees zone B's"
     );
     assert!(
