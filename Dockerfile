@@ -82,7 +82,7 @@ RUN cargo test --release --locked --offline --no-run
 # What tests/docs.rs reads (the documentation's links); copied after the build,
 # so a change to it rebuilds nothing. Dockerfile and compose.yaml stay out of
 # the context (.dockerignore): the documentation links neither.
-COPY README.md ./
+COPY README.md CHANGELOG.md ./
 COPY docs ./docs
 COPY scripts ./scripts
 ENV CI=true
